@@ -1,0 +1,67 @@
+"""The model registry: one decorated builder per model, keyed by the builder's name.
+
+    @register_model(card=ModelCard(...))
+    def bisenetv2(num_classes: int = 19, **kwargs) -> nn.Module: ...
+
+`create_model("bisenetv2")` builds it with random initialisation (nothing is ever downloaded).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from torch import nn
+
+from zoo.card import GROUPS, ModelCard
+
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+_CARDS: dict[str, ModelCard] = {}
+
+
+class UnknownModelError(KeyError):
+    """Raised for a name that no builder is registered under."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+def register_model(card: ModelCard) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register the decorated builder under its function name, with its card."""
+
+    def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        name = builder.__name__
+        if name in _BUILDERS:
+            raise ValueError(f"model {name!r} is already registered")
+        if card.group not in GROUPS:
+            raise ValueError(f"model {name!r}: unknown group {card.group!r} (one of {', '.join(GROUPS)})")
+        _BUILDERS[name] = builder
+        _CARDS[name] = dataclasses.replace(card, name=name)
+        return builder
+
+    return decorator
+
+
+def _check_known(name: str) -> None:
+    if name not in _BUILDERS:
+        raise UnknownModelError(
+            f"unknown model {name!r}; `segbench list` shows the {len(_BUILDERS)} known ones"
+        )
+
+
+def list_models(group: str | None = None) -> list[str]:
+    """Registered model names, sorted; only those of `group` when given."""
+    if group is not None and group not in GROUPS:
+        raise ValueError(f"unknown group {group!r} (one of {', '.join(GROUPS)})")
+    return sorted(n for n, c in _CARDS.items() if group is None or c.group == group)
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered model with random initialisation; kwargs go to its builder (e.g. num_classes)."""
+    _check_known(name)
+    return _BUILDERS[name](**kwargs)
+
+
+def get_card(name: str) -> ModelCard:
+    _check_known(name)
+    return _CARDS[name]
