@@ -1,0 +1,1 @@
+"""SegBench's harness: what to run (spec), measuring one cell (measure, worker), the sweep (run), storage."""

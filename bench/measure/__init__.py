@@ -1,0 +1,1 @@
+"""Small, pure measurement functions; only bench.run loops over cells."""

@@ -1,0 +1,126 @@
+"""The sweep: the only loop over cells. Each cell runs in its own spawned worker process, so a crash, an
+out-of-memory kill or a hang costs one record, never the sweep. Every outcome, failures included, is a record
+appended to the results file as soon as it exists.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+import zoo
+from bench.measure.latency import TimingPolicy
+from bench.records import SCHEMA_VERSION, cell_key
+from bench.spec import Cell
+from bench.store import append_record, read_records
+
+STARTUP_TIMEOUT_S = 300.0  # interpreter start and imports in a worker, before the cell's own time limit
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # one of bench.records.STATUSES
+    error: str | None
+    fields: dict
+
+
+def _worker_main(
+    conn, cell: Cell, policy: TimingPolicy, threads: int | None, plugins: tuple[str, ...]
+) -> None:
+    from bench import worker  # imported here: the worker process pays for torch, not the parent's spawn
+
+    try:
+        worker.import_plugins(plugins)
+        conn.send("ready")
+        conn.send(Outcome("ok", None, worker.measure_cell(cell, policy, threads)))
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
+        status = "oom" if worker.is_oom(exc) else "error"
+        conn.send(Outcome(status, worker.one_line(exc), {}))
+    finally:
+        conn.close()
+
+
+def run_isolated(
+    cell: Cell,
+    policy: TimingPolicy,
+    timeout_s: float,
+    threads: int | None = None,
+    plugins: tuple[str, ...] = (),
+) -> Outcome:
+    """Measure `cell` in a fresh process; `timeout_s` bounds building and measuring, not interpreter start."""
+    ctx = mp.get_context("spawn")
+    receiver, sender = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_worker_main, args=(sender, cell, policy, threads, plugins), daemon=True)
+    process.start()
+    sender.close()
+    try:
+        for stage, limit in (("start", STARTUP_TIMEOUT_S), ("measure", timeout_s)):
+            if not receiver.poll(limit):
+                return Outcome("timeout", f"no result within {limit:g} s ({stage})", {})
+            message = receiver.recv()
+            if isinstance(message, Outcome):  # a failure before "ready" comes first
+                return message
+        return message
+    except EOFError:
+        process.join(5)
+        code = process.exitcode
+        hint = " (killed: likely out of memory)" if code == -9 else ""
+        return Outcome("crashed", f"worker exited with code {code}{hint}", {})
+    finally:
+        if process.is_alive():
+            process.kill()
+        process.join(5)
+        receiver.close()
+
+
+def make_record(cell: Cell, outcome: Outcome, env: dict, wall_s: float) -> dict:
+    fields = {"params": None, "macs": None, "latency_ms": None, "fps": None, "peak_mem_mb": None}
+    fields.update(outcome.fields)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": cell.model,
+        "group": zoo.get_card(cell.model).group,
+        "input_hw": list(cell.input_hw),
+        "batch": cell.batch,
+        "device": cell.device,
+        "precision": cell.precision,
+        "status": outcome.status,
+        "error": outcome.error,
+        **fields,
+        "wall_s": round(wall_s, 3),
+        "env": env,
+    }
+
+
+def run_sweep(
+    cells: list[Cell],
+    out: Path,
+    env: dict,
+    policy: TimingPolicy,
+    timeout_s: float,
+    threads: int | None = None,
+    resume: bool = False,
+    plugins: tuple[str, ...] = (),
+    progress: bool = True,
+) -> Counter:
+    """Measure every cell (with `resume`, those not yet in `out`), appending one record per cell.
+
+    Returns the count of each status, plus `skipped`."""
+    done = {cell_key(r) for r in read_records(out)} if resume and out.exists() else set()
+    todo = [c for c in cells if c.key not in done]
+    counts: Counter = Counter(skipped=len(cells) - len(todo))
+    with tqdm(todo, unit="cell", disable=not progress, dynamic_ncols=True) as bar:
+        for cell in bar:
+            bar.set_postfix_str(str(cell))
+            start = time.perf_counter()
+            outcome = run_isolated(cell, policy, timeout_s, threads, plugins)
+            append_record(out, make_record(cell, outcome, env, time.perf_counter() - start))
+            counts[outcome.status] += 1
+            if outcome.status != "ok":
+                bar.write(f"{cell}: {outcome.status}: {outcome.error}")
+    return counts

@@ -1,0 +1,64 @@
+"""Models that misbehave on purpose, registered through `segbench run --plugins tests.bench.faulty_models`."""
+
+import time
+
+import torch
+from torch import nn
+
+from zoo.card import ModelCard, Paper
+from zoo.registry import register_model
+
+CARD = ModelCard(
+    group="realtime",
+    paper=Paper("Test fixtures", "none", 2026),
+    official_code=None,
+    implementation="test",
+    num_classes=2,
+    input_hw=(32, 32),
+    notes="Test fixture; no paper params.",
+)
+
+
+class Tiny(nn.Module):
+    def __init__(self, num_classes=2):
+        super().__init__()
+        self.conv = nn.Conv2d(3, num_classes, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class Raises(Tiny):
+    def forward(self, x):
+        raise RuntimeError("this model always fails")
+
+
+class Sleeps(Tiny):
+    def forward(self, x):
+        time.sleep(3600)
+        return self.conv(x)
+
+
+class OutOfMemory(Tiny):
+    def forward(self, x):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (fake)")
+
+
+@register_model(card=CARD)
+def fault_tiny(num_classes: int = 2) -> nn.Module:
+    return Tiny(num_classes)
+
+
+@register_model(card=CARD)
+def fault_raises(num_classes: int = 2) -> nn.Module:
+    return Raises(num_classes)
+
+
+@register_model(card=CARD)
+def fault_sleeps(num_classes: int = 2) -> nn.Module:
+    return Sleeps(num_classes)
+
+
+@register_model(card=CARD)
+def fault_oom(num_classes: int = 2) -> nn.Module:
+    return OutOfMemory(num_classes)

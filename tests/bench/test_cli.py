@@ -1,0 +1,78 @@
+"""Bad input: one clear line on stderr, exit status 2, no traceback, nothing written."""
+
+import pytest
+import torch
+
+from bench.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--models", "no_such_model"], "unknown model 'no_such_model'"),
+        (
+            ["run", "--models", "mobilenetv2", "--resolutions", "512by1024"],
+            "malformed resolution '512by1024'",
+        ),
+        (["run", "--models", "mobilenetv2", "--resolutions", "0x10"], "malformed resolution '0x10'"),
+        (["run", "--models", "mobilenetv2", "--device", "tpu"], "unknown device 'tpu'"),
+        (["run", "--models", "mobilenetv2", "--precision", "fp8"], "unknown precision 'fp8'"),
+        (["run", "--profile", "nope"], "invalid choice: 'nope'"),
+        (["list", "--group", "nope"], "unknown group 'nope'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_run_input_exits_2_with_one_line_and_writes_nothing(capsys, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)  # the default results folder would be created here
+    out = tmp_path / "out.jsonl"
+    code, stdout, stderr = run_cli(capsys, *argv, *(["--out", str(out)] if argv[0] == "run" else []))
+    assert code == 2
+    assert stdout == ""
+    assert (
+        len(stderr.strip().splitlines()) == 1 and message in stderr and stderr.startswith("segbench: error:")
+    )
+    assert "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_without_a_gpu_is_bad_input(capsys, tmp_path):
+    code, _, stderr = run_cli(
+        capsys, "run", "--models", "mobilenetv2", "--device", "cuda", "--out", str(tmp_path / "o.jsonl")
+    )
+    assert code == 2 and "no CUDA device" in stderr and len(stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreadable_results_file(capsys, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("this is not json\n{}\n")
+    report_dir = tmp_path / "report"
+    code, _, stderr = run_cli(capsys, "report", str(bad), "--out", str(report_dir))
+    assert (
+        code == 2 and "bad.jsonl:1: not a SegBench record" in stderr and len(stderr.strip().splitlines()) == 1
+    )
+    assert not report_dir.exists()
+
+    code, _, stderr = run_cli(capsys, "run", "--models", "mobilenetv2", "--out", str(bad), "--resume")
+    assert code == 2 and "bad.jsonl:1" in stderr and len(stderr.strip().splitlines()) == 1
+    assert bad.read_text() == "this is not json\n{}\n"
+
+
+def test_missing_results_file(capsys, tmp_path):
+    code, _, stderr = run_cli(capsys, "report", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "r"))
+    assert code == 2 and "does not exist" in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_list_prints_every_model_of_a_group(capsys):
+    import zoo
+
+    code, stdout, _ = run_cli(capsys, "list", "--group", "realtime")
+    assert code == 0
+    assert [line.split()[0] for line in stdout.splitlines()] == zoo.list_models("realtime")

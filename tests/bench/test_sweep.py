@@ -1,0 +1,65 @@
+"""The sweep end to end, through the CLI in a subprocess (so the fixture models stay out of this process)."""
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+PLUGIN = "tests.bench.faulty_models"
+
+
+def segbench(*args, check=True):
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", *args, "--plugins", PLUGIN, "--no-progress"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def read(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_failures_are_recorded_and_the_sweep_goes_on_then_resume_skips_done_cells(tmp_path):
+    out = tmp_path / "sweep.jsonl"
+    models = "fault_raises,fault_sleeps,fault_oom,fault_tiny"
+    segbench("run", "--models", models, "--resolutions", "32x32", "--timeout", "5", "--out", str(out))
+
+    records = {r["model"]: r for r in read(out)}
+    assert set(records) == {"fault_raises", "fault_sleeps", "fault_oom", "fault_tiny"}
+    assert records["fault_raises"]["status"] == "error"
+    assert records["fault_raises"]["error"] == "RuntimeError: this model always fails"
+    assert records["fault_sleeps"]["status"] == "timeout"
+    assert "5 s" in records["fault_sleeps"]["error"]
+    assert records["fault_oom"]["status"] == "oom"
+    tiny = records["fault_tiny"]
+    assert tiny["status"] == "ok" and tiny["error"] is None
+    assert tiny["params"] == 3 * 2 * 9 + 2
+    assert tiny["macs"] == 32 * 32 * 2 * 3 * 9
+    assert tiny["output_shape"] == [1, 2, 32, 32]
+    assert tiny["latency_ms"]["n"] == len(tiny["latency_samples_ms"]) >= 3
+    assert tiny["fps"] == 1000 / tiny["latency_ms"]["median"]
+    assert tiny["env"]["python"] and tiny["conditions"]["threads"] >= 1
+
+    # Resume: nothing left to do; adding a resolution runs only the new cells.
+    segbench(
+        "run", "--models", models, "--resolutions", "32x32", "--timeout", "5", "--out", str(out), "--resume"
+    )
+    assert len(read(out)) == 4
+    segbench("run", "--models", "fault_tiny", "--resolutions", "32x32,16x24", "--out", str(out), "--resume")
+    after = read(out)
+    assert len(after) == 5 and after[-1]["input_hw"] == [16, 24]
+
+
+def test_an_existing_results_file_needs_resume(tmp_path):
+    out = tmp_path / "sweep.jsonl"
+    out.write_text("")
+    result = segbench("run", "--models", "fault_tiny", "--out", str(out), check=False)
+    assert result.returncode == 2
+    assert "--resume" in result.stderr and len(result.stderr.strip().splitlines()) == 1
