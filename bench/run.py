@@ -63,9 +63,9 @@ def run_isolated(
             if not receiver.poll(limit):
                 return Outcome("timeout", f"no result within {limit:g} s ({stage})", {})
             message = receiver.recv()
-            if isinstance(message, Outcome):  # a failure before "ready" comes first
+            if isinstance(message, Outcome):  # after "ready", or instead of it on an early failure
                 return message
-        return message
+        raise RuntimeError(f"worker protocol: expected a result, got {message!r}")
     except EOFError:
         process.join(5)
         code = process.exitcode
