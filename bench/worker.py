@@ -63,9 +63,8 @@ def measure_cell(cell: Cell, policy: TimingPolicy, threads: int | None = None) -
     amp = precision_context(device, cell.precision)
 
     with PeakMemory(device) as memory:
-        model = (
-            zoo.create_model(cell.model).eval().to(device)
-        )  # outside inference_mode: fvcore traces it later
+        # Built outside inference_mode: fvcore traces the same model afterwards.
+        model = zoo.create_inference_model(cell.model).to(device)
         x = torch.randn(cell.batch, 3, *cell.input_hw, device=device)
         with torch.inference_mode(), amp:
             output_shape = list(model(x).shape)

@@ -8,7 +8,14 @@ zoo.get_card("bisenetv2").reported
 
 from zoo import models as _models  # noqa: F401  (registers every model)
 from zoo.card import GROUPS, ModelCard, Paper, Reported
-from zoo.registry import UnknownModelError, create_model, get_card, list_models, register_model
+from zoo.registry import (
+    UnknownModelError,
+    create_inference_model,
+    create_model,
+    get_card,
+    list_models,
+    register_model,
+)
 
 __all__ = [
     "GROUPS",
@@ -16,6 +23,7 @@ __all__ = [
     "Paper",
     "Reported",
     "UnknownModelError",
+    "create_inference_model",
     "create_model",
     "get_card",
     "list_models",

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from torch import nn
 
 from zoo.card import GROUPS, ModelCard
+from zoo.layers.pad import PadToMultiple
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 _CARDS: dict[str, ModelCard] = {}
@@ -65,3 +66,13 @@ def create_model(name: str, **kwargs) -> nn.Module:
 def get_card(name: str) -> ModelCard:
     _check_known(name)
     return _CARDS[name]
+
+
+def create_inference_model(name: str, **kwargs) -> nn.Module:
+    """`create_model` in eval mode, padded to the card's `input_divisor` where the model needs one.
+
+    What the harness measures and the tests check: any input size in, logits at that size out.
+    """
+    model = create_model(name, **kwargs).eval()
+    divisor = get_card(name).input_divisor
+    return PadToMultiple(model, divisor).eval() if divisor > 1 else model

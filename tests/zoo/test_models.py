@@ -19,7 +19,7 @@ def _expected_shape(card, batch, hw):
 @pytest.fixture(scope="module", params=MODELS)
 def model_and_card(request):
     torch.manual_seed(0)
-    return zoo.create_model(request.param).eval(), zoo.get_card(request.param)
+    return zoo.create_inference_model(request.param), zoo.get_card(request.param)
 
 
 def test_output_shape_and_determinism(model_and_card):

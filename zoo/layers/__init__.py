@@ -2,6 +2,19 @@
 
 from zoo.layers.aspp import ASPP
 from zoo.layers.conv import ConvBNAct, SeparableConvBNAct
+from zoo.layers.heads import SegHead
+from zoo.layers.pad import PadToMultiple
+from zoo.layers.ppm import PyramidPooling
 from zoo.layers.resize import resize_to
+from zoo.layers.se import SqueezeExcite
 
-__all__ = ["ASPP", "ConvBNAct", "SeparableConvBNAct", "resize_to"]
+__all__ = [
+    "ASPP",
+    "ConvBNAct",
+    "PadToMultiple",
+    "PyramidPooling",
+    "SegHead",
+    "SeparableConvBNAct",
+    "SqueezeExcite",
+    "resize_to",
+]

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from zoo.card import ModelCard, Paper, Reported
-from zoo.layers import ConvBNAct, SeparableConvBNAct, resize_to
+from zoo.layers import ConvBNAct, SegHead, SeparableConvBNAct, resize_to
 from zoo.registry import register_model
 
 
@@ -152,15 +152,6 @@ class BGALayer(nn.Module):
         high = self.detail_keep(detail) * torch.sigmoid(resize_to(self.semantic_up(semantic), detail))
         low = self.detail_down(detail) * torch.sigmoid(self.semantic_keep(semantic))
         return self.fuse(high + resize_to(low, detail))
-
-
-class SegHead(nn.Sequential):
-    """Fig. 7: 3x3 ConvBNReLU to C_t channels, then a 1x1 classifier; the caller upsamples to input size."""
-
-    def __init__(self, in_channels: int, mid_channels: int, num_classes: int):
-        super().__init__()
-        self.conv = ConvBNAct(in_channels, mid_channels, 3)
-        self.cls = nn.Conv2d(mid_channels, num_classes, 1)
 
 
 class BiSeNetV2(nn.Module):

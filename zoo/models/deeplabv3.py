@@ -27,13 +27,12 @@ Deviations and why:
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torchvision.models import resnet50
 
+from zoo.backbones import ResNetFeatures
 from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ASPP, resize_to
 from zoo.registry import register_model
@@ -146,27 +145,15 @@ class DeepLabV3(nn.Module):
     ):
         super().__init__()
         if output_stride not in (8, 16):
-            raise ValueError(f"output_stride must be 8 or 16, got {output_stride}")
-        if len(multi_grid) != 3:
-            raise ValueError(f"multi_grid needs one unit rate per block4 unit (3), got {tuple(multi_grid)}")
-        trunk = resnet50(
-            weights=None,
-            replace_stride_with_dilation=[False, output_stride == 8, True],
-            norm_layer=norm_layer,
-        )
-        # torchvision's own names, so ImageNet ResNet-50 weights load into `backbone` by key (less fc).
-        names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
-        self.backbone = nn.Sequential(OrderedDict((n, getattr(trunk, n)) for n in names))
-        block4_rate = 32 // output_stride  # 4 at output stride 8, 2 at 16
-        for unit, unit_rate in zip(self.backbone.layer4, multi_grid, strict=True):
-            rate = block4_rate * unit_rate
-            unit.conv2.dilation, unit.conv2.padding = (rate, rate), (rate, rate)
+            raise ValueError(f"DeepLabv3 uses output stride 8 or 16, got {output_stride}")
+        # torchvision's layer names, so ImageNet ResNet-50 weights load into `backbone` by key (less fc).
+        self.backbone = ResNetFeatures(50, output_stride, multi_grid, norm_layer)
         rates = tuple(r * 16 // output_stride for r in _ASPP_RATES_OS16)
         self.aspp = ASPP(2048, 256, rates=rates, norm_layer=norm_layer)
         self.classifier = nn.Conv2d(256, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return resize_to(self.classifier(self.aspp(self.backbone(x))), x)
+        return resize_to(self.classifier(self.aspp(self.backbone(x)[-1])), x)
 
 
 @register_model(card=CARD)

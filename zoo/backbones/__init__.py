@@ -1,0 +1,5 @@
+"""Feature extractors: forward(x) -> list of features by increasing stride, plus `feature_info`."""
+
+from zoo.backbones.resnet import ResNetFeatures
+
+__all__ = ["ResNetFeatures"]
