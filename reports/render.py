@@ -77,6 +77,7 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # a page to be served and shared, not mkstemp's private 0600
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

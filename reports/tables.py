@@ -28,6 +28,11 @@ def _paper(name: str, metric: str):
     return found[0] if found else None
 
 
+def _at(reported) -> str:
+    """The input size a paper number was obtained at ('' when the paper does not say)."""
+    return "{}x{}".format(*reported.input_hw) if reported is not None and reported.input_hw else ""
+
+
 def _describe(reported) -> str:
     if reported is None:
         return ""
@@ -71,6 +76,7 @@ def leaderboard(records: list[dict]) -> pd.DataFrame:
                 "macs_unsupported": ", ".join(sorted(r.get("macs_unsupported_ops") or {})),
                 "paper_cost_g": paper_cost.value if paper_cost else None,
                 "paper_cost_kind": ("GMACs" if paper_macs else "GFLOPs (as stated)") if paper_cost else "",
+                "paper_cost_at": _at(paper_cost),
                 "paper_cost_note": _describe(paper_cost),
                 "latency_median_ms": lat.get("median"),
                 "latency_p10_ms": lat.get("p10"),
@@ -78,6 +84,7 @@ def leaderboard(records: list[dict]) -> pd.DataFrame:
                 "latency_n": lat.get("n"),
                 "fps": r.get("fps"),
                 "paper_fps": paper_fps.value if paper_fps else None,
+                "paper_fps_at": _at(paper_fps),
                 "paper_fps_note": _describe(paper_fps),
                 "peak_mem_mb": r.get("peak_mem_mb"),
                 "threads": (r.get("conditions") or {}).get("threads"),

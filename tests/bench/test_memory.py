@@ -23,3 +23,16 @@ def test_cuda_peak_is_max_memory_allocated_above_baseline():
         del t
     assert mem.method == "cuda_max_memory_allocated"
     assert 255 <= mem.peak_mb <= 300
+
+
+def test_cuda_path_with_a_faked_allocator(monkeypatch):
+    allocated = {"now": 100 * 2**20, "peak": 0}
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append("sync"))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: calls.append("reset"))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: allocated["now"])
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: allocated["peak"])
+    with PeakMemory("cuda") as mem:
+        allocated["peak"] = 612 * 2**20  # the block's peak, including the 100 MiB already there
+    assert calls == ["sync", "reset", "sync"]
+    assert mem.peak_mb == 512 and mem.method == "cuda_max_memory_allocated"

@@ -67,6 +67,10 @@ def test_leaderboard_puts_paper_numbers_beside_measured():
     assert board.loc["mobilenetv2", "paper_params_m"] == 3.47
     assert "tensorflow/models" in board.loc["mobilenetv2", "paper_params_note"]
     assert board.loc["mobilenetv2", "gmacs"] == pytest.approx(0.3)
+    assert (
+        board.loc["mobilenetv2", "paper_cost_g"] == 0.3
+        and board.loc["mobilenetv2", "paper_cost_at"] == "224x224"
+    )
     assert board.loc["<script>alert(1)</script>", "status"] == "error"
 
 
@@ -88,6 +92,8 @@ def test_report_is_deterministic(tmp_path):
             json.dumps({k: v for k, v in r.items() if k != "source_file"}) + "\n" for r in fixture_records()
         )
     )
-    first = render_report([path], tmp_path / "a").read_bytes()
+    index = render_report([path], tmp_path / "a")
+    assert index.stat().st_mode & 0o777 == 0o644
+    first = index.read_bytes()
     second = render_report([path], tmp_path / "b").read_bytes()
     assert first == second
