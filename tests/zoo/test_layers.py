@@ -23,6 +23,11 @@ def test_pad_to_multiple_pads_then_crops_back():
     assert torch.equal(out, x[:, :2])  # zero padding at bottom/right does not move the image
 
 
+def test_pad_to_multiple_leaves_classifier_logits_alone():
+    model = PadToMultiple(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), 32)
+    assert model(torch.randn(2, 3, 20, 20)).shape == (2, 3)
+
+
 @pytest.mark.parametrize("depth, output_stride, strides", [(18, 32, [4, 8, 16, 32]), (50, 8, [4, 8, 8, 8])])
 def test_resnet_features_strides_and_feature_info(depth, output_stride, strides):
     net = ResNetFeatures(depth, output_stride).eval()

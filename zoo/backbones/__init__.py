@@ -1,5 +1,5 @@
 """Feature extractors: forward(x) -> list of features by increasing stride, plus `feature_info`."""
 
-from zoo.backbones.resnet import ResNetFeatures
+from zoo.backbones.resnet import ResNetFeatures, projection_unit
 
-__all__ = ["ResNetFeatures"]
+__all__ = ["ResNetFeatures", "projection_unit"]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torchvision.models import resnet18, resnet34, resnet50, resnet101
+from torchvision.models.resnet import BasicBlock
 
 _BUILDERS = {18: resnet18, 34: resnet34, 50: resnet50, 101: resnet101}
 
@@ -60,3 +61,12 @@ class ResNetFeatures(nn.Module):
         c3 = self.layer2(c2)
         c4 = self.layer3(c3)
         return [c2, c3, c4, self.layer4(c4)]
+
+
+def projection_unit(in_channels: int, out_channels: int, stride: int = 1) -> BasicBlock:
+    """A torchvision BasicBlock whose shortcut is a 1x1 conv + BN, to replace a ResNet stage's first unit
+    when its input width or stride changes (deep stem here, FANet's stride-2 layer1)."""
+    shortcut = nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
+    )
+    return BasicBlock(in_channels, out_channels, stride, downsample=shortcut)

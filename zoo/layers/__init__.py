@@ -5,12 +5,15 @@ from zoo.layers.conv import ConvBNAct, SeparableConvBNAct
 from zoo.layers.heads import SegHead
 from zoo.layers.pad import PadToMultiple
 from zoo.layers.ppm import PyramidPooling
+from zoo.layers.refine import AttentionRefinement, FeatureFusion
 from zoo.layers.resize import resize_to
 from zoo.layers.se import SqueezeExcite
 
 __all__ = [
     "ASPP",
+    "AttentionRefinement",
     "ConvBNAct",
+    "FeatureFusion",
     "PadToMultiple",
     "PyramidPooling",
     "SegHead",

@@ -22,4 +22,4 @@ class PadToMultiple(nn.Module):
         h, w = x.shape[-2:]
         pad_h, pad_w = -h % self.divisor, -w % self.divisor
         out = self.model(F.pad(x, (0, pad_w, 0, pad_h)))
-        return out[..., :h, :w]
+        return out[..., :h, :w] if out.dim() == 4 else out  # classifiers' (N, C) logits have no H, W

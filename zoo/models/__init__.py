@@ -1,3 +1,27 @@
 """One architecture family per module; importing a module registers its builders."""
 
-from zoo.models import bisenetv2, deeplabv3, mobilenetv2, pphumanseg  # noqa: F401
+from zoo.models import (  # noqa: F401
+    bisenet,
+    bisenetv2,
+    cgnet,
+    contextnet,
+    deeplabv3,
+    dfanet,
+    enet,
+    erfnet,
+    fanet,
+    fastscnn,
+    hrnet,
+    icnet,
+    mobilenetv2,
+    mobilenetv3,
+    msfnet,
+    pphumanseg,
+    regseg,
+    sfnet,
+    shelfnet,
+    shufflenet,
+    stdc,
+    swiftnet,
+    xception,
+)

@@ -155,8 +155,8 @@ CARD = ModelCard(
             _README_V2,
             input_hw=(224, 398),
             dataset="PP-HumanSeg14K",
+            split="not stated in the README",
             protocol="single-scale, best input shape",
-            note="split not named in the README",
         ),
         Reported(
             "latency_ms",
@@ -172,6 +172,7 @@ CARD = ModelCard(
             _README_V2,
             input_hw=(192, 192),
             dataset="mini Supervisely Person",
+            split="not stated in the README",
             protocol="single-scale",
             note="general-human V1-Lite, trained on a large human dataset",
         ),
