@@ -28,9 +28,10 @@ def test_pad_to_multiple_leaves_classifier_logits_alone():
     assert model(torch.randn(2, 3, 20, 20)).shape == (2, 3)
 
 
+@pytest.mark.parametrize("deep_stem", [False, True])
 @pytest.mark.parametrize("depth, output_stride, strides", [(18, 32, [4, 8, 16, 32]), (50, 8, [4, 8, 8, 8])])
-def test_resnet_features_strides_and_feature_info(depth, output_stride, strides):
-    net = ResNetFeatures(depth, output_stride).eval()
+def test_resnet_features_strides_and_feature_info(depth, output_stride, strides, deep_stem):
+    net = ResNetFeatures(depth, output_stride, deep_stem=deep_stem).eval()
     with torch.inference_mode():
         feats = net(torch.randn(1, 3, 64, 96))
     assert [64 // f.shape[-2] for f in feats] == strides

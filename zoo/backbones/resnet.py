@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torchvision.models import resnet18, resnet34, resnet50, resnet101
-from torchvision.models.resnet import BasicBlock
+from torchvision.models.resnet import BasicBlock, Bottleneck
 
 _BUILDERS = {18: resnet18, 34: resnet34, 50: resnet50, 101: resnet101}
 
@@ -23,6 +23,10 @@ class ResNetFeatures(nn.Module):
     depths only, as torchvision's BasicBlock has no dilation). `multi_grid` sets the rates of layer4's three
     units to (layer4 rate) x multi_grid, as in DeepLabv3; torchvision otherwise gives layer4's first unit the
     previous stage's rate. Dilation changes neither parameters nor MACs.
+
+    `deep_stem=True` replaces the 7x7 stem conv by three 3x3 convs (3 -> 64 stride 2, 64 -> 64, 64 -> 128,
+    BN-ReLU between), as in the "ResNet-C"/"deep base" trunks of PSPNet's and SFNet's official code; `bn1`
+    then has 128 channels and layer1's first unit takes 128 input channels.
     """
 
     def __init__(
@@ -31,6 +35,7 @@ class ResNetFeatures(nn.Module):
         output_stride: int = 32,
         multi_grid: Sequence[int] | None = None,
         norm_layer: type[nn.Module] = nn.BatchNorm2d,
+        deep_stem: bool = False,
     ):
         super().__init__()
         if depth not in _BUILDERS:
@@ -43,6 +48,24 @@ class ResNetFeatures(nn.Module):
         trunk = _BUILDERS[depth](weights=None, replace_stride_with_dilation=dilate, norm_layer=norm_layer)
         for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
             setattr(self, name, getattr(trunk, name))
+        if deep_stem:
+            self.conv1 = nn.Sequential(  # indices as in the official deep-stem trunks, so weights load by key
+                nn.Conv2d(3, 64, 3, stride=2, padding=1, bias=False),
+                norm_layer(64),
+                nn.ReLU(),
+                nn.Conv2d(64, 64, 3, padding=1, bias=False),
+                norm_layer(64),
+                nn.ReLU(),
+                nn.Conv2d(64, 128, 3, padding=1, bias=False),
+            )
+            self.bn1 = norm_layer(128)
+            self.layer1[0] = (
+                projection_unit(128, 64)
+                if depth < 50
+                else Bottleneck(
+                    128, 64, downsample=_projection(128, 256, 1, norm_layer), norm_layer=norm_layer
+                )
+            )
         if multi_grid is not None:
             if len(multi_grid) != len(self.layer4):
                 raise ValueError(f"multi_grid needs {len(self.layer4)} unit rates, got {tuple(multi_grid)}")
@@ -63,10 +86,16 @@ class ResNetFeatures(nn.Module):
         return [c2, c3, c4, self.layer4(c4)]
 
 
+def _projection(in_channels: int, out_channels: int, stride: int, norm_layer=nn.BatchNorm2d) -> nn.Sequential:
+    """The 1x1 conv + BN shortcut of a ResNet unit whose width or stride changes."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), norm_layer(out_channels)
+    )
+
+
 def projection_unit(in_channels: int, out_channels: int, stride: int = 1) -> BasicBlock:
     """A torchvision BasicBlock whose shortcut is a 1x1 conv + BN, to replace a ResNet stage's first unit
-    when its input width or stride changes (deep stem here, FANet's stride-2 layer1)."""
-    shortcut = nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
+    when its input width or stride changes (the deep stem, FANet's stride-2 layer1)."""
+    return BasicBlock(
+        in_channels, out_channels, stride, downsample=_projection(in_channels, out_channels, stride)
     )
-    return BasicBlock(in_channels, out_channels, stride, downsample=shortcut)

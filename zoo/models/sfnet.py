@@ -25,9 +25,9 @@ control flow.
 Encoder, faithful to the official code rather than to torchvision:
 - Deep stem (`deep_stem=True`): three 3x3 convs (3 -> 64 stride 2, 64 -> 64, 64 -> 128) with BN-ReLU between
   them, then BN-ReLU and max-pool, so layer1's first unit takes 128 channels and gets a 1x1 projection
-  shortcut. The authors' ImageNet weights (resnet18-deep-inplane128) are for this trunk. We build it on
-  `zoo.backbones.ResNetFeatures(18)` by replacing `conv1` (an nn.Sequential with the official indices),
-  `bn1` and `layer1[0]`; `deep_stem=False` keeps torchvision's 7x7 stem (148,480 fewer parameters).
+  shortcut. The authors' ImageNet weights (resnet18-deep-inplane128) are for this trunk:
+  `zoo.backbones.ResNetFeatures(18, deep_stem=True)`; `deep_stem=False` keeps torchvision's 7x7 stem
+  (148,480 fewer parameters).
 - `variant='D'` in the official code sets dilation 2 on both 3x3 `conv2`s of layer3 and dilation 4 on
   layer4's, without removing any stride: the output stride stays 32. We do the same (no change in params
   or MACs; it enlarges the receptive field).
@@ -51,27 +51,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from zoo.backbones import ResNetFeatures, projection_unit
+from zoo.backbones import ResNetFeatures
 from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct, PyramidPooling, SegHead, resize_to
 from zoo.registry import register_model
-
-
-def deep_stem_resnet18() -> ResNetFeatures:
-    """ResNetFeatures(18) with the official deep stem; layer1 takes 128 channels (see module docstring)."""
-    trunk = ResNetFeatures(18)
-    trunk.conv1 = nn.Sequential(  # indices as in the official resnet_d.py, so its weights load by key
-        nn.Conv2d(3, 64, 3, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(64),
-        nn.ReLU(),
-        nn.Conv2d(64, 64, 3, padding=1, bias=False),
-        nn.BatchNorm2d(64),
-        nn.ReLU(),
-        nn.Conv2d(64, 128, 3, padding=1, bias=False),
-    )
-    trunk.bn1 = nn.BatchNorm2d(128)
-    trunk.layer1[0] = projection_unit(128, 64)
-    return trunk
 
 
 def flow_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -120,7 +103,7 @@ class SFNet(nn.Module):
         aux_heads: bool = False,
     ):
         super().__init__()
-        self.backbone = deep_stem_resnet18() if deep_stem else ResNetFeatures(18)
+        self.backbone = ResNetFeatures(18, deep_stem=deep_stem)
         for layer, rate in ((self.backbone.layer3, 2), (self.backbone.layer4, 4)):
             for unit in layer:  # the official variant 'D': dilated conv2, strides kept
                 unit.conv2.dilation = unit.conv2.padding = (rate, rate)

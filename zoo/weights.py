@@ -1,0 +1,90 @@
+"""Loading trained weights into zoo models: checkpoints from local paths only, never downloaded.
+
+Torch files load with `weights_only=True` (no pickled code runs); `.safetensors` files through safetensors
+when it is installed. A model whose official checkpoint uses other key names registers a converter that
+maps the official state_dict onto ours; a checkpoint that still does not fit fails with the list of
+mismatches, never silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+StateDict = Mapping[str, torch.Tensor]
+_CONVERTERS: dict[str, Callable[[StateDict], dict[str, torch.Tensor]]] = {}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read, or whose keys or shapes do not match the model."""
+
+
+def register_converter(model_name: str):
+    """Register `fn(official_state_dict) -> our_state_dict` for a registry id."""
+
+    def decorator(fn):
+        if model_name in _CONVERTERS:
+            raise ValueError(f"a converter for {model_name!r} is already registered")
+        _CONVERTERS[model_name] = fn
+        return fn
+
+    return decorator
+
+
+def get_converter(model_name: str) -> Callable[[StateDict], dict[str, torch.Tensor]] | None:
+    return _CONVERTERS.get(model_name)
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint file; a {'state_dict': ...} or {'model': ...} wrapper is unwrapped."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, pickled code refused by weights_only, ...
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from None
+    for wrapper in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"checkpoint {path} holds no state_dict of tensors")
+    return {k.removeprefix("module."): v for k, v in state.items()}  # DataParallel/DDP prefixes
+
+
+def check_fits(model: nn.Module, state: StateDict) -> None:
+    """Raise CheckpointError listing every missing, unexpected and wrongly shaped key."""
+    ours = model.state_dict()
+    missing = sorted(set(ours) - set(state))
+    unexpected = sorted(set(state) - set(ours))
+    shapes = sorted(
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(ours[k].shape)}"
+        for k in set(ours) & set(state)
+        if state[k].shape != ours[k].shape
+    )
+    problems = [
+        f"{label} ({len(items)}): {', '.join(items[:10])}{' ...' if len(items) > 10 else ''}"
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes))
+        if items
+    ]
+    if problems:
+        raise CheckpointError("checkpoint does not fit the model: " + "; ".join(problems))
+
+
+def load_weights(model: nn.Module, path: str | Path, model_name: str | None = None) -> nn.Module:
+    """Load a local checkpoint into `model` (through `model_name`'s converter, if one is registered)."""
+    state = read_state_dict(path)
+    converter = get_converter(model_name) if model_name else None
+    if converter is not None:
+        state = converter(state)
+    check_fits(model, state)
+    model.load_state_dict(state)
+    return model
