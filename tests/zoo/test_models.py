@@ -54,5 +54,22 @@ def test_fvcore_traces(model_and_card):
     assert all(isinstance(n, int) and n > 0 for n in unsupported.values())
 
 
+def test_training_only_heads_run_in_train_mode_only(model_and_card):
+    _, card = model_and_card
+    if card.group == "backbone":
+        pytest.skip("classifiers have no training-only heads")
+    model = zoo.create_model(card.name).train()
+    x = torch.randn(2, 3, 128, 160)
+    with torch.no_grad():
+        out = model(x)
+        if getattr(model, "aux_heads", None):
+            logits, aux = out
+            assert aux and all(a.shape[0] == 2 for a in aux)
+        else:
+            logits = out
+        assert tuple(logits.shape) == (2, card.num_classes, 128, 160)
+        assert isinstance(model.eval()(x), torch.Tensor)
+
+
 def test_mobilenetv2_has_the_standard_parameter_count():
     assert count_params(zoo.create_model("mobilenetv2")) == 3_504_872
