@@ -23,7 +23,8 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> tuple[int, dict[str, 
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     logging.getLogger("fvcore").setLevel(logging.ERROR)
-    with warnings.catch_warnings():  # tracer warnings concern the trace's generality, not this count
+    # no_grad: the trace needs no autograd graph, which would multiply its memory on big inputs.
+    with warnings.catch_warnings(), torch.no_grad():  # tracer warnings concern generality, not this count
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         total = int(analysis.total())
     return total, dict(sorted(analysis.unsupported_ops().items()))

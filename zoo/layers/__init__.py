@@ -2,7 +2,7 @@
 
 from zoo.layers.aspp import ASPP
 from zoo.layers.conv import ConvBNAct, SeparableConvBNAct
-from zoo.layers.heads import SegHead
+from zoo.layers.heads import BlockHead, SegHead
 from zoo.layers.pad import PadToMultiple
 from zoo.layers.ppm import PyramidPooling
 from zoo.layers.refine import AttentionRefinement, FeatureFusion
@@ -12,6 +12,7 @@ from zoo.layers.se import SqueezeExcite
 __all__ = [
     "ASPP",
     "AttentionRefinement",
+    "BlockHead",
     "ConvBNAct",
     "FeatureFusion",
     "PadToMultiple",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from zoo.layers.conv import ConvBNAct
@@ -20,3 +21,21 @@ class SegHead(nn.Sequential):
         if dropout:
             self.drop = nn.Dropout2d(dropout)
         self.cls = nn.Conv2d(mid_channels, num_classes, 1)
+
+
+class BlockHead(nn.Module):
+    """mmsegmentation's FCN-style context head with a block inside (its NLHead and GCHead):
+    3x3 ConvBNReLU -> block -> 3x3 ConvBNReLU -> concat with the input -> 3x3 ConvBNReLU.
+    forward(x[N, in_channels, h, w]) -> [N, channels, h, w].
+    """
+
+    def __init__(self, block: nn.Module, in_channels: int = 2048, channels: int = 512):
+        super().__init__()
+        self.conv_in = ConvBNAct(in_channels, channels, 3)
+        self.block = block
+        self.conv_out = ConvBNAct(channels, channels, 3)
+        self.conv_cat = ConvBNAct(in_channels + channels, channels, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv_out(self.block(self.conv_in(x)))
+        return self.conv_cat(torch.cat([x, y], dim=1))
