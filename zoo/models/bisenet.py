@@ -56,6 +56,7 @@ from torch import nn
 from zoo.backbones import ResNetFeatures
 from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import AttentionRefinement, ConvBNAct, FeatureFusion, SegHead, resize_to
+from zoo.layers.init import kaiming_init_
 from zoo.registry import register_model
 
 
@@ -178,20 +179,7 @@ class BiSeNet(nn.Module):
             if aux_heads
             else None
         )
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # TorchSeg: Kaiming-normal (fan_in) for every layer outside the backbone, BN weight 1, bias 0.
-        for name, m in self.named_modules():
-            if name.startswith("context_path.backbone"):
-                continue
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        kaiming_init_(self, mode="fan_in", skip="context_path.backbone")  # TorchSeg's init
 
     def forward(self, x: torch.Tensor):
         spatial = self.spatial_path(x)

@@ -36,6 +36,7 @@ from torch import nn
 
 from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct, SegHead, SeparableConvBNAct, resize_to
+from zoo.layers.init import kaiming_init_
 from zoo.registry import register_model
 
 
@@ -175,18 +176,7 @@ class BiSeNetV2(nn.Module):
             if aux_heads
             else None
         )
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # The paper trains from scratch with Kaiming-normal initialisation.
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        kaiming_init_(self)  # the paper trains from scratch
 
     def forward(self, x: torch.Tensor):
         feats = self.semantic(x)

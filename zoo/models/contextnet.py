@@ -40,6 +40,7 @@ from torch import nn
 
 from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct, resize_to
+from zoo.layers.init import kaiming_init_
 from zoo.layers.mobile import DetailContextFusion, bottleneck_stage, dsconv
 from zoo.registry import register_model
 
@@ -84,11 +85,7 @@ class ContextNet(nn.Module):
         self.detail = _detail_branch()
         self.fusion = DetailContextFusion(128, 128, 128, dilation=4, act_layer=nn.ReLU6)
         self.classifier = nn.Conv2d(128, num_classes, 1)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        kaiming_init_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]

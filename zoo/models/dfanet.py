@@ -48,6 +48,7 @@ from torch import nn
 
 from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct, resize_to
+from zoo.layers.init import kaiming_init_
 from zoo.registry import register_model
 
 _STAGE_UNITS = (4, 6, 4)  # enc2, enc3, enc4 (Table 1 as the references read it)
@@ -144,17 +145,7 @@ class DFANet(nn.Module):
         self.low_fuse = ConvBNAct(d, d, 1)
         self.high_reduce = nn.ModuleList(ConvBNAct(c4, d, 1) for _ in range(3))
         self.classifier = nn.Conv2d(d, num_classes, 1)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        kaiming_init_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = [self.backbones[0](self.conv1(x))]

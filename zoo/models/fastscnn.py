@@ -42,6 +42,7 @@ from torch import nn
 
 from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct, PyramidPooling, SegHead, resize_to
+from zoo.layers.init import kaiming_init_
 from zoo.layers.mobile import DetailContextFusion, bottleneck_stage, dsconv
 from zoo.registry import register_model
 
@@ -83,11 +84,7 @@ class FastSCNN(nn.Module):
             if aux_heads
             else None
         )
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        kaiming_init_(self)
 
     def forward(self, x: torch.Tensor):
         high = self.learning_to_downsample(x)

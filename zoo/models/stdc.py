@@ -45,6 +45,7 @@ from torch import nn
 
 from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import AttentionRefinement, ConvBNAct, FeatureFusion, SegHead, resize_to
+from zoo.layers.init import kaiming_init_
 from zoo.registry import register_model
 
 
@@ -138,17 +139,7 @@ class STDCSeg(nn.Module):
             if aux_heads
             else None
         )
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        kaiming_init_(self)
 
     def forward(self, x: torch.Tensor):
         f8, f16, f32 = self.backbone(x)
