@@ -12,7 +12,7 @@ nox.options.error_on_missing_interpreters = False
 
 
 def _install(session: nox.Session, extras: str = "") -> None:
-    # Non-editable would copy the package; editable keeps results/ and report paths relative to the checkout.
+    # Editable, so that in a reused venv an edited checkout is what runs, without reinstalling.
     session.install("-e", f".{extras}")
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import zoo
 from bench.errors import UsageError
 from bench.measure.latency import TimingPolicy
+from bench.records import cell_key
 
 DEVICES = ("cpu", "cuda")
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -28,7 +29,16 @@ class Cell:
 
     @property
     def key(self) -> tuple:
-        return (self.model, tuple(self.input_hw), self.batch, self.device, self.precision)
+        """The same key as its record's (`bench.records.cell_key`), which --resume matches on."""
+        return cell_key(
+            {
+                "model": self.model,
+                "input_hw": self.input_hw,
+                "batch": self.batch,
+                "device": self.device,
+                "precision": self.precision,
+            }
+        )
 
     def __str__(self) -> str:
         h, w = self.input_hw
