@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
-from bench.records import check_record
+from bench.records import cell_key, check_record, upgrade
 
 
 def _cut_torn_tail(path: Path) -> None:
@@ -69,5 +69,47 @@ def read_records(path: Path) -> list[dict[str, Any]]:
             if torn_tail and number == len(lines):
                 break  # the last write was interrupted: that cell was never completed
             raise UsageError(f"{path}:{number}: not a SegBench record ({exc})") from None
-        records.append(record)
+        records.append(upgrade(record))
     return records
+
+
+def results_files(inputs: list[Path]) -> list[Path]:
+    """The results files named by `inputs`: files as given, folders searched for *.jsonl."""
+    files: list[Path] = []
+    for path in map(Path, inputs):
+        if path.is_dir():
+            files.extend(sorted(path.rglob("*.jsonl")))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise UsageError(f"results file {path} does not exist")
+    if not files:
+        raise UsageError(f"no results files (*.jsonl) in {', '.join(map(str, inputs))}")
+    return files
+
+
+def merge_results(files: list[Path], out: Path) -> int:
+    """Write the records of `files` (e.g. the shards of one sweep) to the new file `out`, atomically.
+
+    A cell measured twice on one machine is an error (shards overlap, or two sweeps were mixed): merging
+    must never pick one number silently. Returns the number of records written."""
+    out = Path(out)
+    if out.exists():
+        raise UsageError(f"{out} exists: merge writes a new file")
+    records, seen = [], {}
+    for path in files:
+        for record in read_records(path):
+            key = (record["env"].get("machine"), *cell_key(record))
+            if key in seen:
+                raise UsageError(f"{path}: cell {key} is also in {seen[key]}; refusing to merge duplicates")
+            seen[key] = path
+            records.append(record)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temp = out.with_name(f".{out.name}.tmp")
+    with open(temp, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, sort_keys=True, allow_nan=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temp, out)
+    return len(records)

@@ -4,10 +4,15 @@ Torch files load with `weights_only=True` (no pickled code runs); `.safetensors`
 when it is installed. A model whose official checkpoint uses other key names registers a converter that
 maps the official state_dict onto ours; a checkpoint that still does not fit fails with the list of
 mismatches, never silently.
+
+One interface for every checkpoint: `convert_state_dict(model_name, state)` applies the converter registered
+for that model (identity when none is), and `load_weights` = read (torch or safetensors) -> convert -> check
+-> load. `save_state_dict` writes either format atomically (temp file + rename).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -38,6 +43,41 @@ def get_converter(model_name: str) -> Callable[[StateDict], dict[str, torch.Tens
     return _CONVERTERS.get(model_name)
 
 
+def list_converters() -> list[str]:
+    """Model names that have a registered official-checkpoint converter."""
+    return sorted(_CONVERTERS)
+
+
+def convert_state_dict(model_name: str | None, state: StateDict) -> dict[str, torch.Tensor]:
+    """`state` mapped onto our key names by `model_name`'s converter; unchanged when it has none."""
+    converter = get_converter(model_name) if model_name else None
+    return dict(converter(state)) if converter is not None else dict(state)
+
+
+def _safetensors():
+    try:
+        import safetensors.torch
+    except ImportError:
+        raise CheckpointError(
+            "reading or writing .safetensors needs the safetensors package (pip install safetensors)"
+        ) from None
+    return safetensors.torch
+
+
+def save_state_dict(state: StateDict, path: str | Path) -> Path:
+    """Write tensors to `path` atomically: safetensors for a .safetensors name, torch.save otherwise."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    if path.suffix == ".safetensors":
+        _safetensors().save_file(tensors, str(tmp))
+    else:
+        torch.save(tensors, tmp)
+    os.replace(tmp, path)
+    return path
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint file; a {'state_dict': ...} or {'model': ...} wrapper is unwrapped."""
     path = Path(path)
@@ -45,11 +85,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path), device="cpu")
+            state = _safetensors().load_file(str(path), device="cpu")
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except Exception as exc:  # corrupt file, pickled code refused by weights_only, ...
         raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from None
     for wrapper in ("state_dict", "model"):
@@ -81,10 +121,7 @@ def check_fits(model: nn.Module, state: StateDict) -> None:
 
 def load_weights(model: nn.Module, path: str | Path, model_name: str | None = None) -> nn.Module:
     """Load a local checkpoint into `model` (through `model_name`'s converter, if one is registered)."""
-    state = read_state_dict(path)
-    converter = get_converter(model_name) if model_name else None
-    if converter is not None:
-        state = converter(state)
+    state = convert_state_dict(model_name, read_state_dict(path))
     check_fits(model, state)
     model.load_state_dict(state)
     return model

@@ -70,3 +70,53 @@ def test_record_of_another_schema_is_rejected(tmp_path):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(UsageError, match="cannot read results file"):
         read_records(tmp_path / "nope.jsonl")
+
+
+def _cell_record(model, machine="m1", **extra):
+    return {
+        "schema_version": 2,
+        "kind": "bench",
+        "model": model,
+        "group": "realtime",
+        "input_hw": [8, 8],
+        "batch": 1,
+        "device": "cpu",
+        "precision": "fp32",
+        "status": "ok",
+        "error": None,
+        "params": 1,
+        "macs": 1,
+        "latency_ms": None,
+        "fps": None,
+        "peak_mem_mb": None,
+        "env": {"machine": machine},
+        **extra,
+    }
+
+
+def test_merge_joins_shards_atomically_and_refuses_duplicates(tmp_path):
+    from bench.store import merge_results
+
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    append_record(a, _cell_record("x"))
+    append_record(b, _cell_record("y"))
+    append_record(b, _cell_record("x", machine="m2"))  # same cell on another machine is not a duplicate
+    out = tmp_path / "merged.jsonl"
+    assert merge_results([a, b], out) == 3
+    assert [r["model"] for r in read_records(out)] == ["x", "y", "x"]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+    with pytest.raises(UsageError, match="exists"):
+        merge_results([a], out)
+    with pytest.raises(UsageError, match="duplicates"):
+        merge_results([a, a], tmp_path / "twice.jsonl")
+    assert not (tmp_path / "twice.jsonl").exists()
+
+
+def test_schema_1_records_are_read_with_the_default_axes(tmp_path):
+    path = tmp_path / "old.jsonl"
+    old = _cell_record("x", schema_version=1)
+    del old["kind"]
+    path.write_text(json.dumps(old) + "\n")
+    (record,) = read_records(path)
+    assert record["kind"] == "bench" and record["backend"] == "eager" and record["channels_last"] is False

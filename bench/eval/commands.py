@@ -1,0 +1,247 @@
+"""The `eval` and `train` subcommands of `segbench` (parsers and handlers; bench/cli.py only hooks them in).
+
+`segbench eval --suite default` evaluates what the default run reports: the models trained here on CamVid
+test, and the authors' SINet weights on humanseg_mini. It skips (exit 0, one line) when the shared data
+folder is absent, and skips any one entry whose checkpoint is missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import sys
+from pathlib import Path
+
+from bench.errors import UsageError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RESULTS_EVAL_DIR = Path("results/eval")
+TRAINED_DIR = REPO_ROOT / "results" / "trained"
+SHARED = REPO_ROOT.parent / "shared"
+
+# (model, dataset, data folder under the shared data dir, split, checkpoint, weights source); checkpoint None:
+# the authors' file under the shared weights folder (AUTHORS_WEIGHTS).
+DEFAULT_SUITE = (
+    ("enet", "camvid", "camvid", "test", TRAINED_DIR / "enet_camvid.pt", "trained here"),
+    ("cgnet", "camvid", "camvid", "test", TRAINED_DIR / "cgnet_camvid.pt", "trained here"),
+    ("fastscnn", "camvid", "camvid", "test", TRAINED_DIR / "fastscnn_camvid.pt", "trained here"),
+    ("sinet", "portrait", "humanseg_mini", "all", None, "authors"),
+)
+
+AUTHORS_WEIGHTS = {"sinet": Path("weights/sinet_eg1800/SINet.pth")}
+
+
+def _hw(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"expected HxW (e.g. 512x1024), got {text!r}") from None
+    return h, w
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UsageError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("eval", help="accuracy of a model on a dataset split; one eval record")
+    p.add_argument("--model", help="zoo model id")
+    p.add_argument("--dataset", help="camvid, cityscapes, ade20k, voc2012 or portrait")
+    p.add_argument("--data-root", type=Path, help="the dataset's folder")
+    p.add_argument(
+        "--split", default=None, help="split (default: test for camvid, val otherwise, all for portrait)"
+    )
+    p.add_argument(
+        "--checkpoint", type=Path, help="local checkpoint (.pth/.pt/.safetensors; default: random init)"
+    )
+    p.add_argument("--weights-source", help="trained here, authors or random init (default: inferred)")
+    p.add_argument("--protocol", default="whole", choices=("whole", "slide", "msflip"))
+    p.add_argument("--crop", type=_hw, help="slide window HxW")
+    p.add_argument("--stride", type=_hw, help="slide stride HxW (default: 2/3 of the crop)")
+    p.add_argument("--scales", type=_floats, help="msflip scales, comma-separated (default 0.5..1.75)")
+    p.add_argument("--no-flip", action="store_true", help="msflip without the mirrored pass")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--limit", type=int, help="evaluate only the first N images (a quick check)")
+    p.add_argument(
+        "--out", type=Path, help="results file (default: results/eval/<machine>/<time>-eval.jsonl)"
+    )
+    p.add_argument(
+        "--suite", choices=("default",), help="the default run's evaluations (needs ../shared/data)"
+    )
+    p.add_argument(
+        "--shared", type=Path, default=SHARED, help=f"shared data/weights folder (default: {SHARED})"
+    )
+
+    p = sub.add_parser("train", help="train a zoo model with its recipe; resumable checkpoint + sidecar")
+    p.add_argument("--model", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data-root", type=Path, required=True)
+    p.add_argument("--split", default="train", help="e.g. trainval for CamVid train+val (default: train)")
+    p.add_argument("--out", type=Path, required=True, help="final checkpoint path (<out>.json sidecar)")
+    p.add_argument("--iterations", type=int, help="iteration budget (default: the recipe's)")
+    p.add_argument("--batch-size", type=int, help="per process (default: the recipe's)")
+    p.add_argument("--crop", type=_hw, help="training crop HxW (default: the recipe's)")
+    p.add_argument("--lr", type=float, help="base learning rate (default: the recipe's)")
+    p.add_argument("--time-limit", type=float, help="wall-clock seconds; stops resumably when reached")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--save-every", type=int, default=50, help="iterations between resume checkpoints")
+
+
+def _default_split(dataset: str) -> str:
+    return {"camvid": "test", "portrait": "all"}.get(dataset, "val")
+
+
+def _out_path(args, tag: str) -> Path:
+    from bench.env import machine_slug
+
+    if args.out:
+        return args.out
+    stamp = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
+    return RESULTS_EVAL_DIR / machine_slug(args.device) / f"{stamp}-{tag}.jsonl"
+
+
+def _summary(record: dict) -> str:
+    miou = record.get("miou")
+    cost = record.get("cost") or {}
+    return (
+        f"{record['model']} {record['dataset']}/{record['split']} {record['protocol']} "
+        f"[{record['weights']['source']}]: "
+        + (
+            f"mIoU {miou:.2f}% aAcc {record['acc']:.2f}% ({record['n_images']} images, "
+            f"{cost.get('latency_ms_per_image')} ms/image, MACs x{cost.get('macs_multiplier')})"
+            if record["status"] == "ok" and miou is not None
+            else f"{record['status']}: {record['error']}"
+        )
+    )
+
+
+def cmd_eval(args) -> int:
+    import os
+
+    import torch
+
+    from bench.eval.evaluate import evaluate
+    from bench.eval.protocols import make_protocol
+    from bench.store import append_record
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available to torch on this machine")
+    protocol = make_protocol(args.protocol, args.crop, args.stride, args.scales, flip=not args.no_flip)
+    rank = int(os.environ.get("RANK", 0))
+    if args.suite:
+        jobs = []
+        data = args.shared / "data"
+        if not data.is_dir():
+            print(f"segbench: eval suite skipped: no shared data folder at {data}", file=sys.stderr)
+            return 0
+        for model, dataset, folder, split, ckpt, source in DEFAULT_SUITE:
+            ckpt = ckpt or args.shared / AUTHORS_WEIGHTS[model]
+            absent = [
+                str(p)
+                for p, there in ((data / folder, (data / folder).is_dir()), (ckpt, ckpt.is_file()))
+                if not there
+            ]
+            if absent:
+                print(
+                    f"segbench: skipped {model} on {dataset}: {' and '.join(absent)} absent", file=sys.stderr
+                )
+                continue
+            jobs.append((model, dataset, data / folder, split, ckpt, source))
+        out = _out_path(args, "eval-default")
+    else:
+        missing = [
+            f"--{n.replace('_', '-')}" for n in ("model", "dataset", "data_root") if not getattr(args, n)
+        ]
+        if missing:
+            raise UsageError(f"eval needs {', '.join(missing)} (or --suite default)")
+        jobs = [
+            (
+                args.model,
+                args.dataset,
+                args.data_root,
+                args.split or _default_split(args.dataset),
+                args.checkpoint,
+                args.weights_source,
+            )
+        ]
+        out = _out_path(args, f"eval-{args.model}-{args.dataset}")
+    failed = 0
+    for model, dataset, root, split, ckpt, source in jobs:
+        record = evaluate(model, dataset, Path(root), split, protocol, ckpt, source, args.device, args.limit)
+        if rank == 0:
+            append_record(out, record)
+            print(f"segbench: {_summary(record)}", file=sys.stderr)
+        failed += record["status"] != "ok"
+    if rank == 0 and jobs:
+        print(out)
+    return 1 if failed else 0
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from bench.eval.recipes import get_recipe
+    from bench.eval.train import TrainConfig, train
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available to torch on this machine")
+    recipe = get_recipe(args.model)
+    changes = {
+        k: v
+        for k, v in (
+            ("iterations", args.iterations),
+            ("batch_size", args.batch_size),
+            ("crop_hw", args.crop),
+            ("lr", args.lr),
+        )
+        if v is not None
+    }
+    for name, value in changes.items():
+        if name != "lr" and (min(value) if isinstance(value, tuple) else value) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    recipe = recipe.replace(**changes)
+    config = TrainConfig(
+        args.model,
+        args.dataset,
+        args.data_root,
+        args.split,
+        args.out,
+        recipe,
+        seed=args.seed,
+        device=args.device,
+        time_limit_s=args.time_limit,
+        save_every=args.save_every,
+    )
+    # SIGTERM (a scheduler, a killed job) ends the run like Ctrl-C: the resume state is saved first.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        sidecar = train(config)
+    except KeyboardInterrupt:
+        print(
+            f"segbench: training interrupted; the same command resumes from {args.out}.resume.pt",
+            file=sys.stderr,
+        )
+        return 130
+    print(
+        f"segbench: {args.model} trained {sidecar['iterations_done']}/{sidecar['iterations_planned']} "
+        f"iterations ({sidecar['stop_reason']}, {sidecar['elapsed_s']} s) -> {args.out}",
+        file=sys.stderr,
+    )
+    print(args.out)
+    return 0

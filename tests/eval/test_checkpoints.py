@@ -1,0 +1,58 @@
+"""Checkpoints behind one interface: torch and safetensors files, converters, mismatches listed."""
+
+import pytest
+import torch
+from torch import nn
+
+from zoo.weights import (
+    CheckpointError,
+    convert_state_dict,
+    list_converters,
+    load_weights,
+    read_state_dict,
+    save_state_dict,
+)
+
+
+def net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_round_trip_in_both_formats(tmp_path, suffix):
+    source = net()
+    path = save_state_dict(source.state_dict(), tmp_path / f"m{suffix}")
+    assert not list(tmp_path.glob("*.tmp"))
+    target = load_weights(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), path)
+    for a, b in zip(source.state_dict().values(), target.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_corrupt_safetensors_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint .*bad.safetensors"):
+        read_state_dict(bad)
+
+
+def test_mismatch_in_safetensors_lists_keys(tmp_path):
+    state = net().state_dict()
+    state["0.weight"] = torch.zeros(4, 3, 1, 1)
+    path = save_state_dict(state, tmp_path / "m.safetensors")
+    with pytest.raises(
+        CheckpointError, match=r"0\.weight: checkpoint \(4, 3, 1, 1\) vs model \(4, 3, 3, 3\)"
+    ):
+        load_weights(net(), path)
+
+
+def test_one_interface_for_converters():
+    import zoo  # noqa: F401  (registers the models and their converters)
+
+    assert "sinet" in list_converters()
+    state = {"a": torch.zeros(1)}
+    assert convert_state_dict("enet", state) == state  # no converter: unchanged
+    assert convert_state_dict(None, state) == state
+    assert list(convert_state_dict("sinet", {"classifier.1.weight": torch.zeros(1)})) == [
+        "decoder.final_conv.weight"
+    ]
