@@ -1,0 +1,154 @@
+"""Table cells for the templates: DataFrame rows -> plain dicts of display text, sort key and tooltip.
+
+Formatting lives here, not in the templates, so each column is declared once (`Col`) and every table is
+rendered by one macro. Everything stays a plain string: the templates autoescape it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+DASH = "–"
+
+
+def missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def fmt(value, digits: int = 2) -> str:
+    if missing(value):
+        return DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def sort_key(value) -> str:
+    """The data-v attribute the sorting script reads: numbers as repr, text as is, missing as empty."""
+    if missing(value):
+        return ""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float):
+        return repr(round(value, 9))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Col:
+    """One table column: `key` in the row, its header `label`, and how to show it.
+
+    `digits` formats numbers; `title` names the row field shown on hover; `sub` a field shown small under
+    the value; `href` a field holding a link; `num` right-aligns and sorts numerically.
+    """
+
+    key: str
+    label: str
+    digits: int = 2
+    num: bool = True
+    title: str | None = None
+    sub: str | None = None
+    href: str | None = None
+    cls: str = ""
+    help: str = ""
+    sort: str | None = None  # a field to sort by instead of the shown value (e.g. pixels for "HxW")
+
+
+def cells(frame: pd.DataFrame, columns: list[Col]) -> list[dict]:
+    """Rows of cells for `macros.table`, plus the attributes the filters read."""
+    rows = []
+    for _, r in frame.iterrows():
+        out = []
+        for c in columns:
+            value = r.get(c.key)
+            if c.key == "status":
+                out.append(
+                    {
+                        "text": str(value),
+                        "sort": str(value),
+                        "cls": "l " + ("status-ok" if value == "ok" else "status-fail"),
+                        "title": "",
+                        "sub": "" if value == "ok" else str(r.get("error") or ""),
+                        "href": "",
+                    }
+                )
+                continue
+            sub = r.get(c.sub) if c.sub else ""
+            out.append(
+                {
+                    "text": fmt(value, c.digits),
+                    "sort": sort_key(r.get(c.sort) if c.sort else value),
+                    "cls": ("" if c.num else "l ") + c.cls,
+                    "title": "" if not c.title or missing(r.get(c.title)) else str(r.get(c.title)),
+                    "sub": "" if missing(sub) else str(sub),
+                    "href": str(r.get(c.href)) if c.href else "",
+                }
+            )
+        rows.append(
+            {
+                "cells": out,
+                "failed": r.get("status", "ok") != "ok",
+                "device": str(r.get("device", "")),
+                "precision": str(r.get("precision", "")),
+                "machine": str(r.get("machine", "")),
+            }
+        )
+    return rows
+
+
+LEADERBOARD = [
+    Col("model", "model", num=False, href="href"),
+    Col("status", "status", num=False),
+    Col("input", "input", sort="pixels", help="height x width"),
+    Col("batch", "batch"),
+    Col("machine", "machine", num=False, title="hardware"),
+    Col("device", "device", num=False),
+    Col("precision", "precision", num=False),
+    Col("conditions", "backend", num=False),
+    Col("params_m", "params (M)", 3, title="paper_params_note"),
+    Col("gmacs", "GMACs", 3, title="macs_unsupported", help="fvcore, one per multiply-add"),
+    Col("gflops", "GFLOPs", 3, help="FLOPs = 2 x MACs"),
+    Col("latency_p50_ms", "p50 (ms)", help="median latency"),
+    Col("latency_p90_ms", "p90 (ms)", help="90th percentile latency"),
+    Col("fps", "FPS", 1),
+    Col("speed_vs_ref", "x ref", 2, help="speed relative to the reference model on the same machine = 1"),
+    Col("peak_mem_mb", "mem (MB)", 1, title="peak_mem_method", help="peak memory"),
+    Col("miou", "mIoU ours", 2, sub="miou_dataset", title="miou_source"),
+    Col("paper_miou", "mIoU paper", 2, title="paper_miou_note", sub="paper_miou_dataset_name", cls="paper"),
+]
+
+LEDGER = [
+    Col("model", "model", num=False, href="href"),
+    Col("metric", "metric", num=False),
+    Col("paper", "paper", 3, cls="paper", title="paper_conditions"),
+    Col("unit", "unit", num=False),
+    Col("ours", "ours", 3, title="ours_conditions"),
+    Col("delta_pct", "delta (%)", 1, title="note", help="ours / paper - 1"),
+    Col("ours_vs_ref", "ours (x ref)", 2),
+    Col("paper_vs_ref", "paper (x ref)", 2),
+    Col("delta_vs_ref_pct", "delta vs ref (%)", 1),
+    Col("differs", "conditions that differ", num=False, cls="wrap", sub="note"),
+    Col("source", "source", num=False, cls="wrap"),
+]
+
+HISTORY = [
+    Col("timestamp", "timestamp (UTC)", num=False),
+    Col("commit", "commit", num=False, title="source_file"),
+    Col("machine", "machine", num=False),
+    Col("device", "device", num=False),
+    Col("precision", "precision", num=False),
+    Col("conditions", "backend", num=False),
+    Col("input", "input", sort="pixels"),
+    Col("batch", "batch"),
+    Col("params_m", "params (M)", 3),
+    Col("gmacs", "GMACs", 3),
+    Col("latency_p50_ms", "latency p50 (ms)"),
+    Col("latency_change_pct", "change vs previous (%)", 1),
+    Col("peak_mem_mb", "peak mem (MB)", 1),
+    Col("status", "status", num=False),
+]

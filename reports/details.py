@@ -1,0 +1,138 @@
+"""Per-model detail tables: FLOP counters' agreement, backend output agreement, hardware state, evaluations.
+
+Each reads the newest record per cell of one model and returns a DataFrame with only the rows that carry the
+field (a schema-1 record, or a CPU run, has no hardware state: it is left out rather than shown as gaps).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from reports.tables import (
+    bench_records,
+    conditions_text,
+    eval_records,
+    hw_text,
+    latest_per_cell,
+    weights_source,
+)
+
+
+def _num(value, scale: float):
+    return value / scale if value is not None else None
+
+
+def _cells(records: list[dict], model: str) -> list[dict]:
+    mine = [r for r in latest_per_cell(bench_records(records)) if r["model"] == model]
+    return sorted(
+        mine,
+        key=lambda r: (
+            str(r["env"].get("machine")), r["device"], r["precision"], conditions_text(r),
+            r["input_hw"][0] * r["input_hw"][1], r["batch"],
+        ),
+    )  # fmt: skip
+
+
+def _where(r: dict) -> dict:
+    return {
+        "machine": r["env"].get("machine"),
+        "device": r["device"],
+        "precision": r["precision"],
+        "conditions": conditions_text(r),
+        "input": hw_text(r["input_hw"]),
+        "batch": r["batch"],
+    }
+
+
+def flop_agreement(records: list[dict], model: str) -> pd.DataFrame:
+    """fvcore against torch.utils.flop_counter, with what each leaves uncounted."""
+    rows = []
+    for r in _cells(records, model):
+        if r.get("macs") is None:
+            continue
+        other = r.get("macs_flop_counter")
+        coverage = r.get("macs_coverage") or {}
+        rows.append(
+            {
+                **_where(r),
+                "gmacs_fvcore": r["macs"] / 1e9,
+                "gmacs_flop_counter": other / 1e9 if other is not None else None,
+                "difference_pct": (other / r["macs"] - 1) * 100 if other is not None and r["macs"] else None,
+                "disagree_over_5pct": r.get("macs_disagree"),
+                "coverage": ", ".join(f"{k} {v:.0%}" for k, v in sorted(coverage.items()) if v is not None),
+                "fvcore_uncounted": ", ".join(sorted(r.get("macs_unsupported_ops") or {})),
+                "flop_counter_uncounted": ", ".join(sorted(r.get("flop_counter_uncounted_ops") or {})),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def output_agreement(records: list[dict], model: str) -> pd.DataFrame:
+    """Each non-reference condition's output against eager fp32."""
+    rows = []
+    for r in _cells(records, model):
+        agreement = r.get("agreement")
+        if not agreement:
+            continue
+        rows.append(
+            {
+                **_where(r),
+                "reference": str(agreement.get("reference") or ""),
+                "max_abs_diff": agreement.get("max_abs_diff"),
+                "argmax_agreement_pct": agreement.get("argmax_agreement_pct"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def hardware_state(records: list[dict], model: str) -> pd.DataFrame:
+    """GPU clocks, temperature, power before/after timing; throttling, energy, roofline, memory by method."""
+    rows = []
+    for r in _cells(records, model):
+        hardware, roofline, memory = r.get("hardware") or {}, r.get("roofline") or {}, r.get("memory") or {}
+        if not (hardware or roofline or memory):
+            continue
+        before, after = hardware.get("before") or {}, hardware.get("after") or {}
+        rows.append(
+            {
+                **_where(r),
+                "sm_clock_mhz": f"{before.get('sm_clock_mhz', '–')} → {after.get('sm_clock_mhz', '–')}",
+                "temperature_c": f"{before.get('temperature_c', '–')} → {after.get('temperature_c', '–')}",
+                "power_w": f"{before.get('power_w', '–')} → {after.get('power_w', '–')}",
+                "throttled": hardware.get("throttled"),
+                "energy_j_per_image": hardware.get("energy_j_per_image"),
+                "achieved_tflops": roofline.get("achieved_tflops"),
+                "roofline_fraction": roofline.get("fraction"),
+                "cpu_peak_rss_mb": memory.get("cpu_peak_rss_mb"),
+                "cuda_max_allocated_mb": memory.get("cuda_max_allocated_mb"),
+                "cuda_max_reserved_mb": memory.get("cuda_max_reserved_mb"),
+                "nvml_used_mb": memory.get("nvml_used_mb"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def evaluations(records: list[dict], model: str) -> pd.DataFrame:
+    """Every accuracy evaluation of the model (newest per evaluation cell)."""
+    rows = []
+    for r in sorted(
+        (r for r in latest_per_cell(eval_records(records)) if r["model"] == model),
+        key=lambda r: (str(r["dataset"]), str(r["split"]), str(r["protocol"]), weights_source(r)),
+    ):
+        rows.append(
+            {
+                "dataset": r["dataset"],
+                "split": r["split"],
+                "protocol": r["protocol"],
+                "weights": weights_source(r),
+                "miou": r.get("miou"),
+                "protocol_gmacs": _num((r.get("cost") or {}).get("macs_protocol"), 1e9),
+                "latency_ms_per_image": (r.get("cost") or {}).get("latency_ms_per_image"),
+                "status": r["status"],
+                "error": r.get("error") or "",
+                "machine": r["env"].get("machine"),
+                "commit": (r["env"].get("git_commit") or "")[:10],
+                "timestamp": r["env"].get("timestamp", ""),
+            }
+        )
+    return pd.DataFrame(rows)

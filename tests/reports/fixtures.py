@@ -1,0 +1,101 @@
+"""Fixture results for the report tests: schema-1 and schema-2 bench records, eval records, failed cells.
+
+Numbers are made up for the tests (they never reach results/); names are real zoo models so that the cards'
+paper numbers join in, plus one name containing markup that must render as text.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+EVIL = "<script>alert(1)</script>"
+
+
+def env(machine="cpu-test-2c", timestamp="2026-01-01T00:00:00+00:00", commit="abc1234", gpu=None):
+    return {
+        "machine": machine,
+        "timestamp": timestamp,
+        "git_commit": commit,
+        "git_dirty": False,
+        "gpu": gpu,
+        "cpu": "Test CPU",
+        "torch": "2.14.1",
+    }
+
+
+def bench(model, latency=10.0, macs=1e9, *, status="ok", error=None, group="realtime", hw=(360, 480),
+          device="cpu", precision="fp32", machine="cpu-test-2c", timestamp=None, commit="abc1234",
+          schema=2, **extra):  # fmt: skip
+    ok = status == "ok"
+    record = {
+        "schema_version": schema,
+        "model": model,
+        "group": group,
+        "input_hw": list(hw),
+        "batch": 1,
+        "device": device,
+        "precision": precision,
+        "status": status,
+        "error": error,
+        "params": 1_000_000 if ok else None,
+        "macs": int(macs) if ok else None,
+        "latency_ms": {"median": latency, "p10": latency, "p90": 1.1 * latency, "n": 10} if ok else None,
+        "fps": 1000 / latency if ok else None,
+        "peak_mem_mb": 12.5 if ok else None,
+        "peak_mem_method": "rss_hwm" if ok else None,
+        "env": env(machine, timestamp or "2026-01-01T00:00:00+00:00", commit,
+                   gpu="NVIDIA Test GPU" if device == "cuda" else None),
+    }  # fmt: skip
+    if schema == 2:
+        record.update({"kind": "bench", "backend": "eager", "channels_last": False, "cudnn_benchmark": None,
+                       "tf32": None, "compile_mode": None})  # fmt: skip
+    record.update(extra)
+    return record
+
+
+def evaluation(model, miou, dataset="cityscapes", split="val", source="official checkpoint", status="ok"):
+    return {
+        "schema_version": 2,
+        "kind": "eval",
+        "model": model,
+        "dataset": dataset,
+        "split": split,
+        "protocol": "single-scale",
+        "status": status,
+        "error": None,
+        "miou": miou,
+        "weights": {"source": source, "path": "/weights/x.pth"},
+        "env": env(),
+    }
+
+
+def records():
+    """The fixture set. Expected frontier facts are asserted in the tests, by hand."""
+    return [
+        bench("bisenetv2", 20.0, 25e9),
+        bench("fastscnn", 5.0, 1e9),
+        bench("enet", 8.0, 4e9),  # dominated on MACs vs latency by fastscnn (slower and costlier)
+        bench("deeplabv3_r50", 900.0, 100e9, group="semantic", hw=(256, 512), schema=1),
+        bench("mobilenetv2", 30.0, 0.3e9, group="backbone", hw=(224, 224)),
+        bench("bisenetv2", 4.0, 25e9, device="cuda", machine="gpu-test", precision="fp16",
+              macs_flop_counter=int(27e9), macs_disagree=True,
+              agreement={"reference": "eager fp32", "max_abs_diff": 0.01, "argmax_agreement_pct": 99.9},
+              hardware={"before": {"sm_clock_mhz": 1980, "temperature_c": 40, "power_w": 80},
+                        "after": {"sm_clock_mhz": 1755, "temperature_c": 61, "power_w": 290},
+                        "throttled": True, "energy_j_per_image": 0.4},
+              memory={"cpu_peak_rss_mb": None, "cuda_max_allocated_mb": 120.0, "cuda_max_reserved_mb": 160.0,
+                      "nvml_used_mb": 900.0}),
+        bench("fastscnn", 1.0, 1e9, device="cuda", machine="gpu-test", precision="fp16"),
+        bench("bisenetv2", 22.0, 25e9, timestamp="2025-12-01T00:00:00+00:00", commit="old0001"),  # history
+        bench(EVIL, status="error", error="<b>boom</b> & more"),
+        bench("enet", status="oom", error="CUDA out of memory", device="cuda", machine="gpu-test",
+              precision="fp16"),
+        evaluation("bisenetv2", 70.1),
+        evaluation("fastscnn", 60.0, dataset="camvid", split="test", source="trained by SegBench <i>"),
+    ]  # fmt: skip
+
+
+def write(path: Path, recs=None) -> Path:
+    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in (recs or records())))
+    return path
