@@ -43,8 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--resolutions", help="comma-separated HxW, e.g. 360x480,512x1024 (default: the profile's)"
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--precision", default="fp32", type=_csv, help="fp32, fp16 and/or bf16, comma-separated")
-    p.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
+    p.add_argument("--precision", type=_csv, help="fp32, fp16 and/or bf16, comma-separated (autocast)")
+    p.add_argument("--batch", help="batch sizes, comma-separated (default: the profile's, 1)")
+    p.add_argument(
+        "--backend", type=_csv, help="eager, compile, cuda_graph and/or onnxruntime (default: eager)"
+    )
+    p.add_argument("--compile-mode", help="torch.compile mode with --backend compile (default: default)")
+    p.add_argument("--channels-last", help="on, off or on,off (default: off)")
+    p.add_argument("--cudnn-benchmark", help="CUDA: on, off or on,off (default: the profile's)")
+    p.add_argument("--tf32", help="CUDA: TF32 matmul/convolution on, off or on,off (default: off)")
+    p.add_argument("--shard", help="run shard I of N of the sweep, e.g. 1/2 (merge the files with `merge`)")
     p.add_argument(
         "--threads", type=int, help="CPU threads for torch (default: every CPU this process may use)"
     )
@@ -56,11 +64,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plugins", type=_csv, default=[], help="modules to import that register extra models")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    p = sub.add_parser("merge", help="merge results files (e.g. the shards of one sweep) into one")
+    p.add_argument("inputs", nargs="+", type=Path, help="JSON Lines files or folders")
+    p.add_argument("--out", type=Path, required=True, help="merged results file (must not exist)")
+
+    p = sub.add_parser("compare", help="regressions between two result sets (exit 1 on a regression)")
+    p.add_argument("base", type=Path, help="baseline: results file or folder, or pytest-benchmark JSON")
+    p.add_argument("new", type=Path, help="new results, same kinds")
+    p.add_argument(
+        "--latency-threshold", type=float, default=0.10, help="slowdown that counts (default: 0.10 = 10%%)"
+    )
+    p.add_argument("--miou-tol", type=float, default=0.5, help="allowed mIoU drop in points (default: 0.5)")
+    p.add_argument(
+        "--normalize", action="store_true", help="require calibration (default: normalise when both have it)"
+    )
+    p.add_argument(
+        "--latency-report-only", action="store_true", help="show latency regressions but exit 0 on them"
+    )
+    p.add_argument("--markdown", type=Path, help="also write the table as Markdown (a pull-request comment)")
+
+    p = sub.add_parser("baseline", help="check (default) or --update the committed structural baseline")
+    p.add_argument("--update", action="store_true", help="recompute and write it (a deliberate change)")
+    p.add_argument("--file", type=Path, help="default: results/baselines/<machine>/structure.json")
+
     p = sub.add_parser("report", help="render the HTML leaderboard from results files")
     p.add_argument("results", nargs="*", type=Path, help="JSON Lines files or folders (default: results/)")
     p.add_argument(
         "--out", type=Path, default=DEFAULT_REPORT_DIR, help=f"output folder (default: {DEFAULT_REPORT_DIR})"
     )
+
+    from bench.eval.commands import add_parsers as add_eval_parsers
+
+    add_eval_parsers(sub)  # eval, train
     return parser
 
 
@@ -86,7 +121,7 @@ def cmd_run(args) -> int:
 
     from bench import env as provenance
     from bench import spec
-    from bench.run import run_sweep
+    from bench.run import calibrate, run_sweep
     from bench.worker import import_plugins
 
     try:
@@ -94,20 +129,32 @@ def cmd_run(args) -> int:
     except ImportError as exc:
         raise UsageError(f"cannot import plugin: {exc}") from None
     device = spec.check_device(args.device)
-    precisions = tuple(spec.check_precision(p) for p in args.precision)
     resolutions = spec.parse_resolutions(args.resolutions) if args.resolutions else None
-    if args.batch < 1:
-        raise UsageError(f"batch must be at least 1, got {args.batch}")
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"threads must be at least 1, got {args.threads}")
+    profile = spec.PROFILES[args.profile]
+    switch = {  # on/off axes: parsed only when given
+        name: spec.parse_switch(getattr(args, name), "--" + name.replace("_", "-"))
+        for name in ("channels_last", "cudnn_benchmark", "tf32")
+        if getattr(args, name) is not None
+    }
+    axes = spec.with_axes(
+        profile.axes[device],
+        precisions=tuple(spec.check_precision(p) for p in args.precision) if args.precision else None,
+        batches=spec.parse_batches(args.batch) if args.batch else None,
+        backends=tuple(args.backend) if args.backend else None,
+        compile_mode=args.compile_mode,
+        **switch,
+    )
+    shard = spec.parse_shard(args.shard) if args.shard else None
+    cells = spec.shard_cells(spec.build_cells(profile, args.models, resolutions, device, axes), shard)
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available to torch on this machine")
-    profile = spec.PROFILES[args.profile]
-    cells = spec.build_cells(profile, args.models, resolutions, device, precisions, args.batch)
 
     env = provenance.collect_env(device)
+    shard_tag = f"-shard{shard[0]}of{shard[1]}" if shard else ""
     out = args.out or DEFAULT_RESULTS_DIR / env["machine"] / (
-        f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{profile.name}-{device}.jsonl"
+        f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{profile.name}-{device}{shard_tag}.jsonl"
     )
     if out.exists() and not args.resume:
         raise UsageError(f"{out} exists: pass --resume to continue it, or choose another --out")
@@ -118,6 +165,8 @@ def cmd_run(args) -> int:
 
     threads = args.threads or (provenance.available_cpus() if device == "cpu" else None)
     print(f"segbench: {len(cells)} cells ({profile.name} profile) -> {out}", file=sys.stderr)
+    precisions = tuple(dict.fromkeys(cell.precision for cell in cells))
+    env["calibration"] = calibrate(device, precisions, threads, profile.timeout_s)
     counts = run_sweep(
         cells,
         out,
@@ -128,10 +177,20 @@ def cmd_run(args) -> int:
         resume=args.resume,
         plugins=tuple(args.plugins),
         progress=not args.no_progress,
+        shard=args.shard and "{}/{}".format(*shard),
     )
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()) if n)
     print(f"segbench: {summary or 'nothing to do'}; results in {out}", file=sys.stderr)
     print(out)
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from bench.store import merge_results, results_files
+
+    count = merge_results(results_files(args.inputs), args.out)
+    print(f"segbench: {count} records -> {args.out}", file=sys.stderr)
+    print(args.out)
     return 0
 
 
@@ -144,10 +203,65 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from bench.baseline import write_text_atomic
+    from bench.compare import compare_paths, format_markdown, format_table
+
+    normalize = True if args.normalize else None
+    comparison = compare_paths(
+        args.base, args.new, threshold=args.latency_threshold, miou_tol=args.miou_tol, normalize=normalize
+    )
+    print(format_table(comparison, args.latency_report_only))
+    if args.markdown:
+        write_text_atomic(args.markdown, format_markdown(comparison, args.latency_report_only))
+    return comparison.exit_code(args.latency_report_only)
+
+
+def cmd_baseline(args) -> int:
+    from bench import baseline
+
+    default = baseline.default_structure_path() if args.update else baseline.find_structure_baseline()
+    path = args.file or default
+    if path is None:
+        raise UsageError(f"no structural baseline under {baseline.BASELINES_DIR}: create one with --update")
+    committed = None if args.update else baseline.read_structure(path)  # bad input before the work
+    current = baseline.compute_structure(progress=lambda name: print(f"  {name}", file=sys.stderr))
+    if args.update:
+        baseline.write_json_atomic(path, current)
+        print(path)
+        return 0
+    changes = baseline.diff_structure(committed, current)
+    for line in changes:
+        print(line)
+    print(f"segbench: {len(changes)} structural changes against {path}", file=sys.stderr)
+    return 1 if changes else 0
+
+
+def cmd_eval(args) -> int:
+    from bench.eval.commands import cmd_eval as run_eval
+
+    return run_eval(args)
+
+
+def cmd_train(args) -> int:
+    from bench.eval.commands import cmd_train as run_train
+
+    return run_train(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"list": cmd_list, "run": cmd_run, "report": cmd_report}[args.command](args)
+        return {
+            "list": cmd_list,
+            "run": cmd_run,
+            "merge": cmd_merge,
+            "report": cmd_report,
+            "compare": cmd_compare,
+            "baseline": cmd_baseline,
+            "eval": cmd_eval,
+            "train": cmd_train,
+        }[args.command](args)
     except UsageError as exc:
         print(f"segbench: error: {exc}", file=sys.stderr)
         return 2

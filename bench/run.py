@@ -29,15 +29,13 @@ class Outcome:
     fields: dict
 
 
-def _worker_main(
-    conn, cell: Cell, policy: TimingPolicy, threads: int | None, plugins: tuple[str, ...]
-) -> None:
+def _worker_main(conn, job: str, args: tuple, plugins: tuple[str, ...]) -> None:
     from bench import worker  # imported here: the worker process pays for torch, not the parent's spawn
 
     try:
         worker.import_plugins(plugins)
         conn.send("ready")
-        conn.send(Outcome("ok", None, worker.measure_cell(cell, policy, threads)))
+        conn.send(Outcome("ok", None, getattr(worker, job)(*args)))
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
         status = "oom" if worker.is_oom(exc) else "error"
         conn.send(Outcome(status, worker.one_line(exc), {}))
@@ -45,17 +43,11 @@ def _worker_main(
         conn.close()
 
 
-def run_isolated(
-    cell: Cell,
-    policy: TimingPolicy,
-    timeout_s: float,
-    threads: int | None = None,
-    plugins: tuple[str, ...] = (),
-) -> Outcome:
-    """Measure `cell` in a fresh process; `timeout_s` bounds building and measuring, not interpreter start."""
+def run_job(job: str, args: tuple, timeout_s: float, plugins: tuple[str, ...] = ()) -> Outcome:
+    """Run `bench.worker.<job>(*args)` in a fresh process; `timeout_s` bounds the job, not the start-up."""
     ctx = mp.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_worker_main, args=(sender, cell, policy, threads, plugins), daemon=True)
+    process = ctx.Process(target=_worker_main, args=(sender, job, args, plugins), daemon=True)
     process.start()
     sender.close()
     try:
@@ -78,23 +70,59 @@ def run_isolated(
         receiver.close()
 
 
-def make_record(cell: Cell, outcome: Outcome, env: dict, wall_s: float) -> dict:
+def run_isolated(
+    cell: Cell,
+    policy: TimingPolicy,
+    timeout_s: float,
+    threads: int | None = None,
+    plugins: tuple[str, ...] = (),
+) -> Outcome:
+    """Measure `cell` in a fresh process."""
+    return run_job("measure_cell", (cell, policy, threads), timeout_s, plugins)
+
+
+def calibrate(device: str, precisions: tuple[str, ...], threads: int | None, timeout_s: float) -> dict:
+    """This run's calibration, in a worker like a cell: the fixed reference workload's latency (which
+    `segbench compare` normalises by) and the device's measured compute and bandwidth peaks (the roofline's
+    ceiling). A failure is recorded in place of the numbers; it never stops the sweep."""
+    outcome = run_job("calibrate", (device, precisions, threads), timeout_s)
+    return outcome.fields if outcome.status == "ok" else {"error": f"{outcome.status}: {outcome.error}"}
+
+
+def make_record(cell: Cell, outcome: Outcome, env: dict, wall_s: float, shard: str | None = None) -> dict:
     fields = {"params": None, "macs": None, "latency_ms": None, "fps": None, "peak_mem_mb": None}
     fields.update(outcome.fields)
+    if outcome.status == "ok":
+        fields["roofline"] = roofline_of(fields, cell, env.get("calibration") or {})
     return {
         "schema_version": SCHEMA_VERSION,
-        "model": cell.model,
+        "kind": "bench",
+        **cell.as_record_fields(),
         "group": zoo.get_card(cell.model).group,
-        "input_hw": list(cell.input_hw),
-        "batch": cell.batch,
-        "device": cell.device,
-        "precision": cell.precision,
         "status": outcome.status,
         "error": outcome.error,
         **fields,
         "wall_s": round(wall_s, 3),
+        "shard": shard,
         "env": env,
     }
+
+
+def roofline_of(fields: dict, cell: Cell, calibration: dict) -> dict | None:
+    """Achieved TFLOP/s of the cell against this run's measured peak for its precision (None without one)."""
+    from bench.measure.roofline import roofline
+
+    peaks = calibration.get("peaks")
+    if not peaks or fields.get("macs") is None or not fields.get("latency_ms"):
+        return None
+    return roofline(
+        fields["macs"],
+        fields["latency_ms"]["median"],
+        cell.batch,
+        peaks,
+        cell.precision,
+        tf32=bool(cell.tf32),
+    )
 
 
 def run_sweep(
@@ -107,10 +135,11 @@ def run_sweep(
     resume: bool = False,
     plugins: tuple[str, ...] = (),
     progress: bool = True,
+    shard: str | None = None,
 ) -> Counter:
     """Measure every cell (with `resume`, those not yet in `out`), appending one record per cell.
 
-    Returns the count of each status, plus `skipped`."""
+    Returns the count of each status, plus `skipped` (already recorded)."""
     done = {cell_key(r) for r in read_records(out)} if resume and out.exists() else set()
     todo = [c for c in cells if c.key not in done]
     counts: Counter = Counter(skipped=len(cells) - len(todo))
@@ -119,7 +148,7 @@ def run_sweep(
             bar.set_postfix_str(str(cell))
             start = time.perf_counter()
             outcome = run_isolated(cell, policy, timeout_s, threads, plugins)
-            append_record(out, make_record(cell, outcome, env, time.perf_counter() - start))
+            append_record(out, make_record(cell, outcome, env, time.perf_counter() - start, shard))
             counts[outcome.status] += 1
             if outcome.status != "ok":
                 bar.write(f"{cell}: {outcome.status}: {outcome.error}")

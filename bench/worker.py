@@ -1,7 +1,7 @@
 """Measuring one cell, inside its own worker process (see bench.run for the isolation).
 
-Order matters: peak memory is taken over model construction and the first forward in a fresh process, before
-timing and FLOP counting can inflate the high-water mark.
+Order matters: peak memory is taken over model construction, backend setup and the first forward in a fresh
+process, before timing, the reference forward and FLOP counting can inflate the high-water mark.
 """
 
 from __future__ import annotations
@@ -12,14 +12,22 @@ import importlib
 import torch
 
 import zoo
-from bench.measure.flops import count_macs
+from bench.measure.agreement import output_agreement, reference_output
+from bench.measure.backends import Condition, apply_global_flags, prepare
+from bench.measure.calibration import (
+    ADJACENT_POLICY,
+    calibration_samples,
+    calibration_summary,
+    time_calibration,
+)
+from bench.measure.flops import flop_report
+from bench.measure.hardware import HardwareMonitor
 from bench.measure.latency import TimingPolicy, call_timer, sample_latency, timer_name
 from bench.measure.memory import PeakMemory
 from bench.measure.params import count_params
+from bench.measure.roofline import measure_peaks
 from bench.measure.stats import summarize
 from bench.spec import Cell
-
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def import_plugins(modules: tuple[str, ...]) -> None:
@@ -28,28 +36,54 @@ def import_plugins(modules: tuple[str, ...]) -> None:
         importlib.import_module(name)
 
 
-def precision_context(device: torch.device, precision: str):
-    """fp32 runs as is; fp16/bf16 run under autocast (weights stay fp32, as in mixed-precision inference)."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=DTYPES[precision])
+def condition_of(cell: Cell) -> Condition:
+    """The execution condition of a cell, checked before anything is built."""
+    condition = Condition(
+        device=cell.device,
+        precision=cell.precision,
+        backend=cell.backend,
+        channels_last=cell.channels_last,
+        cudnn_benchmark=cell.cudnn_benchmark,
+        tf32=cell.tf32,
+        compile_mode=cell.compile_mode,
+        threads=torch.get_num_threads(),
+    )
+    condition.validate()
+    return condition
 
 
-def conditions(device: torch.device, precision: str) -> dict:
+def conditions(cell: Cell, runner) -> dict:
     """Settings that change a latency number, recorded beside it."""
-    cuda = device.type == "cuda"
+    cuda = cell.device == "cuda"
     return {
         "threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(),
-        "precision_mode": "fp32" if precision == "fp32" else f"autocast {precision}",
-        "channels_last": False,
-        "compile": None,
+        "precision_mode": "fp32" if cell.precision == "fp32" else f"autocast {cell.precision}",
+        "backend": cell.backend,
+        "backend_details": runner.describe(),
+        "channels_last": cell.channels_last,
+        "compile": cell.compile_mode,
         "grad_mode": "inference_mode",
-        "timer": timer_name(device),
+        "timer": timer_name(cell.device),
         "cudnn_benchmark": torch.backends.cudnn.benchmark if cuda else None,
         "tf32_matmul": torch.backends.cuda.matmul.allow_tf32 if cuda else None,
         "tf32_cudnn": torch.backends.cudnn.allow_tf32 if cuda else None,
+        "peak_mem_scope": "model build, backend setup and first forward",
     }
+
+
+def _build(cell: Cell, device: torch.device):
+    """The cell's model and input; seeded, so that a second build has the same weights and input."""
+    torch.manual_seed(0)
+    model = zoo.create_inference_model(cell.model).to(device)
+    x = torch.randn(cell.batch, 3, *cell.input_hw, device=device)
+    return model, x
+
+
+def reference_output_of(cell: Cell, device: torch.device) -> torch.Tensor:
+    """The eager fp32 output of a fresh build of the same model on the same input: built anew after timing,
+    so that neither the condition's in-place changes (channels_last) nor a second forward touch the cell."""
+    return reference_output(*_build(cell, device))
 
 
 def measure_cell(cell: Cell, policy: TimingPolicy, threads: int | None = None) -> dict:
@@ -59,22 +93,29 @@ def measure_cell(cell: Cell, policy: TimingPolicy, threads: int | None = None) -
         raise RuntimeError("CUDA requested but torch.cuda.is_available() is False on this machine")
     if threads:
         torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    amp = precision_context(device, cell.precision)
+    condition = condition_of(cell)
+    apply_global_flags(condition)
 
     with PeakMemory(device) as memory:
-        # Built outside inference_mode: fvcore traces the same model afterwards.
-        model = zoo.create_inference_model(cell.model).to(device)
-        x = torch.randn(cell.batch, 3, *cell.input_hw, device=device)
-        with torch.inference_mode(), amp:
-            output_shape = list(model(x).shape)
+        model, x = _build(cell, device)
+        runner = prepare(model, x, condition)  # compile/export/capture: timed apart, as runner.setup_s
+        output = runner()
+    output_shape = list(output.shape)
 
-    def forward():
-        with torch.inference_mode(), amp:
-            return model(x)
-
-    samples, warmup = sample_latency(forward, policy, call_timer(device))
-    latency = summarize(samples)
+    gpu_index = (
+        (device.index if device.index is not None else torch.cuda.current_device())
+        if device.type == "cuda"
+        else None
+    )
+    monitor = HardwareMonitor(gpu_index) if device.type == "cuda" else contextlib.nullcontext()
+    # The calibration workload is timed right before and after the cell, so that `segbench compare` can
+    # divide out what the machine did meanwhile (a noisy neighbour, a clock change).
+    calibration = calibration_samples(device, threads, ADJACENT_POLICY)
+    with monitor:
+        samples, timing = sample_latency(runner, policy, call_timer(device))
+    calibration += calibration_samples(device, threads, ADJACENT_POLICY)
+    latency = summarize(samples, confidence=policy.confidence, target_rel=policy.ci_target_rel)
+    latency["stop_reason"] = timing.pop("stop_reason")
 
     fields = {
         "params": count_params(model, include_aux=False),  # what runs at inference
@@ -85,15 +126,33 @@ def measure_cell(cell: Cell, policy: TimingPolicy, threads: int | None = None) -
         "fps": cell.batch * 1000.0 / latency["median"],
         "peak_mem_mb": round(memory.peak_mb, 2),
         "peak_mem_method": memory.method,
-        "conditions": {**conditions(device, cell.precision), **warmup, "timing_policy": policy.as_dict()},
+        "memory": memory.details,
+        # The monitor spans warm-up and sampling, so energy is divided by the images of both.
+        "hardware": (
+            monitor.result(images=cell.batch * (timing["warmup_iters"] + len(samples)))
+            if device.type == "cuda"
+            else None
+        ),
+        "compile_s": round(runner.setup_s, 3),
+        "calibration": calibration_summary(calibration, torch.get_num_threads(), device),
+        "agreement": None,
+        "conditions": {**conditions(cell, runner), **timing, "timing_policy": policy.as_dict()},
     }
-    # FLOP counting is a trace of its own; its failure must not lose the timing above.
-    try:
-        macs, unsupported = count_macs(model, x)
-        fields.update(macs=macs, macs_counter="fvcore", macs_unsupported_ops=unsupported, macs_error=None)
-    except Exception as exc:  # noqa: BLE001 - recorded, not raised
-        fields.update(macs=None, macs_counter="fvcore", macs_unsupported_ops=None, macs_error=one_line(exc))
+    if not cell.is_reference:
+        fields["agreement"] = output_agreement(reference_output_of(cell, device), output.float())
+    # FLOP counting traces the eager model; its failure must not lose the timing above.
+    fields.update(flop_report(model, x))
     return fields
+
+
+def calibrate(device: str, precisions: tuple[str, ...], threads: int | None = None) -> dict:
+    """The run's calibration: the fixed reference workload's latency and the device's measured peaks."""
+    if threads:
+        torch.set_num_threads(threads)
+    return {
+        "workload": time_calibration(device, threads),
+        "peaks": measure_peaks(device, precisions, threads),
+    }
 
 
 def one_line(exc: BaseException) -> str:

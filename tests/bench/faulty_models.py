@@ -62,3 +62,17 @@ def fault_sleeps(num_classes: int = 2) -> nn.Module:
 @register_model(card=CARD)
 def fault_oom(num_classes: int = 2) -> nn.Module:
     return OutOfMemory(num_classes)
+
+
+class OutOfMemoryWhenLarge(Tiny):
+    """Runs at small inputs, raises CUDA OOM above 32x32: a sweep must record the OOM and go on."""
+
+    def forward(self, x):
+        if x.shape[-2] * x.shape[-1] > 32 * 32:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (fake, input too large)")
+        return self.conv(x)
+
+
+@register_model(card=CARD)
+def fault_oom_large(num_classes: int = 2) -> nn.Module:
+    return OutOfMemoryWhenLarge(num_classes)

@@ -63,3 +63,34 @@ def test_an_existing_results_file_needs_resume(tmp_path):
     result = segbench("run", "--models", "fault_tiny", "--out", str(out), check=False)
     assert result.returncode == 2
     assert "--resume" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_oom_at_one_resolution_is_recorded_and_the_next_resolution_still_runs(tmp_path):
+    out = tmp_path / "oom.jsonl"
+    segbench("run", "--models", "fault_oom_large", "--resolutions", "64x64,16x16", "--out", str(out))
+    records = read(out)
+    assert [(r["input_hw"], r["status"]) for r in records] == [([64, 64], "oom"), ([16, 16], "ok")]
+    assert "out of memory" in records[0]["error"]
+
+
+def test_shards_split_a_sweep_and_merge_back_into_it(tmp_path):
+    sizes = "8x8,16x16,24x24"
+    files = []
+    for i in (1, 2):
+        out = tmp_path / f"shard{i}.jsonl"
+        segbench(
+            "run", "--models", "fault_tiny", "--resolutions", sizes, "--shard", f"{i}/2", "--out", str(out)
+        )
+        files.append(out)
+    shards = [read(f) for f in files]
+    assert [len(s) for s in shards] == [2, 1] and {r["shard"] for r in shards[0]} == {"1/2"}
+    merged = tmp_path / "merged.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "merge", *map(str, files), "--out", str(merged)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(r["input_hw"][0] for r in read(merged)) == [8, 16, 24]
