@@ -111,7 +111,7 @@ PROFILES = {
             "semantic": ((256, 512),),  # Cityscapes' aspect ratio at a quarter of 512x1024
         },
         timing=TimingPolicy(
-            warmup_iters=2, warmup_s=0.3, warmup_max_s=2.0, min_samples=5, min_time_s=0.5, max_time_s=3.0
+            warmup_iters=1, warmup_s=0.3, warmup_max_s=1.5, min_samples=5, min_time_s=0.5, max_time_s=3.0
         ),
         timeout_s=300.0,
         axes={"cpu": Axes(), "cuda": _CUDA_DEFAULT},
