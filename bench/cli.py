@@ -188,7 +188,8 @@ def cmd_run(args) -> int:
 def cmd_merge(args) -> int:
     from bench.store import merge_results, results_files
 
-    count = merge_results(results_files(args.inputs), args.out)
+    files, _ = results_files(args.inputs)
+    count = merge_results(files, args.out)
     print(f"segbench: {count} records -> {args.out}", file=sys.stderr)
     print(args.out)
     return 0

@@ -35,7 +35,7 @@ from pathlib import Path
 from bench.errors import UsageError
 from bench.measure.stats import median_ci
 from bench.records import CELL_AXES, cell_key, record_kind
-from bench.store import read_records
+from bench.store import read_records, results_files
 
 STRUCTURE_FIELDS = ("params", "params_total", "macs", "output_shape")
 PYTEST_BENCHMARK = "pytest-benchmark"
@@ -213,9 +213,7 @@ def load_entries(path: Path) -> list[Entry]:
     """The entries of one results file, folder (its *.jsonl files) or pytest-benchmark JSON file."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(path.rglob("*.jsonl"))
-        if not files:
-            raise UsageError(f"no results files (*.jsonl) in {path}")
+        files, _ = results_files([path])
         return [entry_from_record(r) for f in files for r in read_records(f)]
     if not path.exists():
         raise UsageError(f"results file {path} does not exist")

@@ -73,19 +73,33 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def results_files(inputs: list[Path]) -> list[Path]:
-    """The results files named by `inputs`: files as given, folders searched for *.jsonl."""
+def _foreign(path: Path) -> bool:
+    """Whether the file's first line is a JSON object that is not a SegBench record (another tool's log)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = next((line for line in f if line.strip()), "")
+        obj = json.loads(first)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False  # let read_records report what is wrong with it
+    return isinstance(obj, dict) and "schema_version" not in obj
+
+
+def results_files(inputs: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(results files, skipped files) named by `inputs`: a file must be a results file as given; a folder is
+    searched for *.jsonl, skipping those that are another tool's log (a training log, say)."""
     files: list[Path] = []
+    skipped: list[Path] = []
     for path in map(Path, inputs):
         if path.is_dir():
-            files.extend(sorted(path.rglob("*.jsonl")))
+            for found in sorted(path.rglob("*.jsonl")):
+                (skipped if _foreign(found) else files).append(found)
         elif path.exists():
             files.append(path)
         else:
             raise UsageError(f"results file {path} does not exist")
     if not files:
         raise UsageError(f"no results files (*.jsonl) in {', '.join(map(str, inputs))}")
-    return files
+    return files, skipped
 
 
 def merge_results(files: list[Path], out: Path) -> int:

@@ -8,40 +8,9 @@ an error (`bench.store.read_records`).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from bench.errors import UsageError
-from bench.store import read_records
-
-
-def _foreign(path: Path) -> bool:
-    """Whether the file's first line is a JSON object that is not a SegBench record."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            first = next((line for line in f if line.strip()), "")
-        obj = json.loads(first)
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False  # let read_records report what is wrong with it
-    return isinstance(obj, dict) and "schema_version" not in obj
-
-
-def results_files(inputs: list[Path]) -> tuple[list[Path], list[Path]]:
-    """(results files, skipped foreign *.jsonl files found in folders)."""
-    files: list[Path] = []
-    skipped: list[Path] = []
-    for path in inputs:
-        path = Path(path)
-        if path.is_dir():
-            for found in sorted(path.rglob("*.jsonl")):
-                (skipped if _foreign(found) else files).append(found)
-        elif path.exists():
-            files.append(path)
-        else:
-            raise UsageError(f"results file {path} does not exist")
-    if not files:
-        raise UsageError(f"no results files (*.jsonl) in {', '.join(map(str, inputs))}")
-    return files, skipped
+from bench.store import read_records, results_files
 
 
 def load(inputs: list[Path]) -> tuple[list[dict], list[str]]:
