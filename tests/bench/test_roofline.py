@@ -1,5 +1,3 @@
-import time
-
 import pytest
 import torch
 
@@ -45,11 +43,9 @@ def test_peak_keys_add_tf32_on_cuda_only():
         peak_keys("cpu", ["fp8"])
 
 
-def test_cpu_peaks_are_positive_and_quick():
+def test_cpu_peaks_are_positive():
     threads = torch.get_num_threads()
-    t0 = time.perf_counter()
     peaks = measure_peaks("cpu", ["fp32", "bf16"], threads=1, matmul_n=128, copy_mb=8, repeats=3)
-    assert time.perf_counter() - t0 < 5
     assert set(peaks["tflops"]) == {"fp32", "bf16"}
     assert all(v > 0 for v in peaks["tflops"].values()) and peaks["gbps"] > 0
     assert peaks["method"]["threads"] == 1 and peaks["method"]["timer"] == "perf_counter_ns"
