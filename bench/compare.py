@@ -128,7 +128,7 @@ def _record_latency(record: dict) -> dict | None:
     return {"median": latency["median"], "ci95": list(ci), "n": latency.get("n")}
 
 
-def _valid_calibration(calibration) -> dict | None:
+def valid_calibration(calibration) -> dict | None:
     """A calibration result with what normalising needs, else None (a failed calibration records an error)."""
     if isinstance(calibration, dict) and calibration.get("median_ms") and calibration.get("ci95"):
         return calibration
@@ -136,7 +136,7 @@ def _valid_calibration(calibration) -> dict | None:
 
 
 def _calibration(env: dict | None) -> dict | None:
-    return _valid_calibration(((env or {}).get("calibration") or {}).get("workload"))
+    return valid_calibration(((env or {}).get("calibration") or {}).get("workload"))
 
 
 def entry_from_record(record: dict) -> Entry:
@@ -151,7 +151,7 @@ def entry_from_record(record: dict) -> Entry:
         fields=record,
         latency=_record_latency(record),
         # A calibration timed beside this cell (record["calibration"]), else the run's (env).
-        calibration=_valid_calibration(record.get("calibration")) or _calibration(env),
+        calibration=valid_calibration(record.get("calibration")) or _calibration(env),
         timestamp=env.get("timestamp") or "",
     )
 
@@ -166,12 +166,12 @@ def entries_from_pytest_benchmark(document: dict, path: Path) -> list[Entry]:
     """
     info = document.get("machine_info") or {}
     machine = info.get("segbench_machine") or info.get("node")
-    session_calibration = _valid_calibration(info.get("calibration"))
+    session_calibration = valid_calibration(info.get("calibration"))
     entries = []
     for bench in document["benchmarks"]:
         try:
             # The calibration timed beside this benchmark (benchmarks/conftest.py), else the session's.
-            calibration = _valid_calibration((bench.get("extra_info") or {}).get("calibration"))
+            calibration = valid_calibration((bench.get("extra_info") or {}).get("calibration"))
             calibration = calibration or session_calibration
             name = bench.get("fullname") or bench["name"]
             stats = bench["stats"]

@@ -17,7 +17,10 @@ The methods alternate over a few rounds (harness first in even rounds, last in o
 the machine (another process, clocks, thermal state) falls on both. The figure per model is the ratio of the
 harness's median of round medians to the reference's; PASS when within 5% of 1 (2% against the CUDA event
 loop). Compare mode pairs the ok cells of two results files of the same profile and checks that the median of
-the per-model ratios of medians is within 5% of 1.
+the per-model ratios of medians is within 5% of 1. It also gives the same figure after dividing each cell's
+ratio by the ratio of the calibration workload timed beside that cell (`record["calibration"]`, the rule of
+`segbench compare`): on a shared virtual machine whose host speed drifts between runs, the raw figure measures
+the drift and the normalised one the harness. The verdict (and exit status) is the raw figure's.
 
 The output JSON (written atomically) holds the raw medians of every round, the threads, the policy and
 `bench.env.collect_env`; a short table goes to stdout. Exit status: 0 PASS, 1 FAIL, 2 bad input.
@@ -40,6 +43,7 @@ import torch  # noqa: E402
 import torch.utils.benchmark as torch_benchmark  # noqa: E402
 
 import zoo  # noqa: E402
+from bench.compare import valid_calibration  # noqa: E402
 from bench.env import collect_env  # noqa: E402
 from bench.errors import UsageError  # noqa: E402
 from bench.measure.latency import TimingPolicy, call_timer, sample_latency, timer_name  # noqa: E402
@@ -183,29 +187,47 @@ def ok_medians(path: Path) -> dict[tuple, dict]:
     return {cell_key(r): r for r in records if record_kind(r) == "bench" and r["status"] == "ok"}
 
 
+def spread(per_model: dict[str, float]) -> dict:
+    """The median of per-model ratios, their p10..p90, and the models outside the repeat tolerance."""
+    ratios = sorted(per_model.values())
+    overall = statistics.median(ratios)
+    tol = TOLERANCE["repeat_runs"]
+    return {
+        "median_ratio": overall,
+        "ratio_p10_p90": [ratios[len(ratios) // 10], ratios[(len(ratios) * 9) // 10]],
+        "models_outside_tolerance": sorted(m for m, r in per_model.items() if abs(r - 1) > tol),
+        "pass": abs(overall - 1) <= tol,
+    }
+
+
 def run_compare(path_a: Path, path_b: Path) -> dict:
     a, b = ok_medians(path_a), ok_medians(path_b)
     shared = sorted(set(a) & set(b), key=str)
     if not shared:
         raise UsageError(f"{path_a} and {path_b} have no ok cell in common to compare")
     by_model: dict[str, list[float]] = {}
+    normalised_by_model: dict[str, list[float]] = {}
     cells = []
     for key in shared:
         ma, mb = a[key]["latency_ms"]["median"], b[key]["latency_ms"]["median"]
-        by_model.setdefault(a[key]["model"], []).append(mb / ma)
+        cal_a, cal_b = (valid_calibration(r[key].get("calibration")) for r in (a, b))
+        calibration_ratio = cal_b["median_ms"] / cal_a["median_ms"] if cal_a and cal_b else None
+        model = a[key]["model"]
+        by_model.setdefault(model, []).append(mb / ma)
+        if calibration_ratio:
+            normalised_by_model.setdefault(model, []).append(mb / ma / calibration_ratio)
         cells.append(
             {
-                "model": a[key]["model"],
+                "model": model,
                 "input_hw": a[key]["input_hw"],
                 "median_ms_a": ma,
                 "median_ms_b": mb,
                 "ratio": mb / ma,
+                "calibration_ratio": calibration_ratio,
             }
         )
     per_model = {model: statistics.median(ratios) for model, ratios in by_model.items()}
-    ratios = sorted(per_model.values())
-    overall = statistics.median(ratios)
-    tol = TOLERANCE["repeat_runs"]
+    normalised = {model: statistics.median(ratios) for model, ratios in normalised_by_model.items()}
     both = (*a.values(), *b.values())
     return {
         "mode": "compare_runs",
@@ -220,11 +242,14 @@ def run_compare(path_a: Path, path_b: Path) -> dict:
         "models_paired": len(per_model),
         "cells": cells,
         "per_model_ratio": per_model,
-        "median_ratio": overall,
-        "ratio_p10_p90": [ratios[len(ratios) // 10], ratios[(len(ratios) * 9) // 10]],
-        "models_outside_tolerance": sorted(m for m, r in per_model.items() if abs(r - 1) > tol),
-        "tolerance": tol,
-        "pass": abs(overall - 1) <= tol,
+        **spread(per_model),
+        "tolerance": TOLERANCE["repeat_runs"],
+        # Each cell's B/A divided by its adjacent calibration's B/A; absent where a record has none.
+        "calibration_normalised": (
+            {"per_model_ratio": normalised, "models": len(normalised), **spread(normalised)}
+            if normalised
+            else None
+        ),
     }
 
 
@@ -246,16 +271,25 @@ def write_json_atomic(path: Path, obj: dict) -> None:
 def print_table(result: dict) -> None:
     verdict = "PASS" if result["pass"] else "FAIL"
     if result["mode"] == "compare_runs":
-        print(f"{'model':24} {'input':>9} {'A ms':>10} {'B ms':>10} {'B/A':>7}")
+        print(f"{'model':24} {'input':>9} {'A ms':>10} {'B ms':>10} {'B/A':>7} {'calib B/A':>9}")
         for c in result["cells"]:
             hw = "x".join(map(str, c["input_hw"]))
             a_ms, b_ms = c["median_ms_a"], c["median_ms_b"]
-            print(f"{c['model']:24} {hw:>9} {a_ms:10.3f} {b_ms:10.3f} {c['ratio']:7.3f}")
+            calibration = f"{c['calibration_ratio']:9.3f}" if c["calibration_ratio"] else f"{'-':>9}"
+            print(f"{c['model']:24} {hw:>9} {a_ms:10.3f} {b_ms:10.3f} {c['ratio']:7.3f} {calibration}")
         print(
             f"{result['models_paired']} models; median of per-model ratios {result['median_ratio']:.4f} "
             f"(p10..p90 {result['ratio_p10_p90'][0]:.3f}..{result['ratio_p10_p90'][1]:.3f}); "
             f"within {result['tolerance']:.0%}: {verdict}"
         )
+        normalised = result["calibration_normalised"]
+        if normalised:
+            print(
+                f"calibration-normalised ({normalised['models']} models): "
+                f"median {normalised['median_ratio']:.4f} "
+                f"(p10..p90 {normalised['ratio_p10_p90'][0]:.3f}..{normalised['ratio_p10_p90'][1]:.3f}); "
+                f"within {result['tolerance']:.0%}: {'PASS' if normalised['pass'] else 'FAIL'}"
+            )
         return
     print(
         f"device {result['device']}, threads {result['threads']}, policy {result['policy_name']}, "

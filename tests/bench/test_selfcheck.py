@@ -1,0 +1,73 @@
+"""benchmarks/timer_agreement.py --compare-runs: raw and calibration-normalised repeatability figures."""
+
+import copy
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "results" / "cpu-amd-epyc-2c" / "20261202T045210Z-quick-cpu.jsonl"
+
+
+@pytest.fixture(scope="module")
+def selfcheck():
+    path = ROOT / "benchmarks" / "timer_agreement.py"
+    spec = importlib.util.spec_from_file_location("timer_agreement", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_run(path: Path, records: list[dict], latency_factor: float, calibration_factor: float) -> Path:
+    with path.open("w") as f:
+        for record in records:
+            record = copy.deepcopy(record)
+            record["latency_ms"]["median"] *= latency_factor
+            record["calibration"]["median_ms"] *= calibration_factor
+            f.write(json.dumps(record) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def records():
+    lines = RESULTS.read_text().splitlines()[:6]
+    return [json.loads(line) for line in lines]
+
+
+def test_identical_runs_pass_both_ways(selfcheck, records, tmp_path):
+    a = write_run(tmp_path / "a.jsonl", records, 1.0, 1.0)
+    b = write_run(tmp_path / "b.jsonl", records, 1.0, 1.0)
+    result = selfcheck.run_compare(a, b)
+    assert result["pass"] and result["median_ratio"] == 1.0 and result["models_paired"] == 6
+    assert result["calibration_normalised"]["pass"]
+    assert result["calibration_normalised"]["median_ratio"] == pytest.approx(1.0)
+
+
+def test_a_uniformly_slower_host_fails_raw_and_passes_normalised(selfcheck, records, tmp_path):
+    a = write_run(tmp_path / "a.jsonl", records, 1.0, 1.0)
+    b = write_run(tmp_path / "b.jsonl", records, 0.85, 0.85)  # run A's host was ~18% slower throughout
+    result = selfcheck.run_compare(a, b)
+    assert not result["pass"] and result["median_ratio"] == pytest.approx(0.85)
+    assert len(result["models_outside_tolerance"]) == 6
+    normalised = result["calibration_normalised"]
+    assert normalised["pass"] and normalised["median_ratio"] == pytest.approx(1.0)
+    assert all(c["calibration_ratio"] == pytest.approx(0.85) for c in result["cells"])
+
+
+def test_a_slower_model_is_not_normalised_away(selfcheck, records, tmp_path):
+    a = write_run(tmp_path / "a.jsonl", records, 1.0, 1.0)
+    b = write_run(tmp_path / "b.jsonl", records, 1.2, 1.0)  # the models slowed, the calibration did not
+    result = selfcheck.run_compare(a, b)
+    assert not result["pass"] and not result["calibration_normalised"]["pass"]
+    assert result["calibration_normalised"]["median_ratio"] == pytest.approx(1.2)
+
+
+def test_records_without_calibration_give_no_normalised_figure(selfcheck, records, tmp_path):
+    bare = [{k: v for k, v in r.items() if k != "calibration"} | {"calibration": {}} for r in records]
+    for path in (tmp_path / "a.jsonl", tmp_path / "b.jsonl"):
+        path.write_text("".join(json.dumps(r) + "\n" for r in bare))
+    result = selfcheck.run_compare(tmp_path / "a.jsonl", tmp_path / "b.jsonl")
+    assert result["pass"] and result["calibration_normalised"] is None
+    assert all(c["calibration_ratio"] is None for c in result["cells"])
