@@ -240,6 +240,25 @@ def paper_precision(name: str) -> str:
     return "fp32"
 
 
+# Speeds from different machines are compared through this model, measured on the same machine under the
+# same conditions: "0.5x bisenetv2" means half as fast as bisenetv2 there. Chosen because it is real-time
+# (so cheap to time anywhere) and its card carries a GPU FPS claim to normalise papers' speeds by.
+REFERENCE_MODEL = "bisenetv2"
+
+
+def with_reference(cells: list[Cell]) -> list[Cell]:
+    """`cells` plus REFERENCE_MODEL at every input and condition they time that it is not timed at (appended
+    in first-use order), so each model's speed can be read relative to it on the same machine."""
+    keys = {c.key for c in cells}
+    extra = []
+    for cell in cells:
+        ref = replace(cell, model=REFERENCE_MODEL)
+        if ref.key not in keys:
+            keys.add(ref.key)
+            extra.append(ref)
+    return cells + extra
+
+
 def build_cells(
     profile: Profile,
     models: list[str] | None = None,
@@ -248,7 +267,8 @@ def build_cells(
     axes: Axes | None = None,
 ) -> list[Cell]:
     """The sweep's cells in run order: model by model, each at the profile's (or the given) resolutions,
-    crossed with the condition axes (the profile's for this device unless `axes` is given)."""
+    crossed with the condition axes (the profile's for this device unless `axes` is given). A sweep of the
+    whole zoo (no `models`) also times REFERENCE_MODEL wherever it times anything (`with_reference`)."""
     names = check_models(models) if models else zoo.list_models()
     axes = check_axes(device, axes or profile.axes[device])
     cells = []
@@ -276,7 +296,7 @@ def build_cells(
                 continue  # the ONNX Runtime CPU path runs the exported fp32 graph in its own layout
             mode = (axes.compile_mode or "default") if backend == "compile" else None
             cells.append(Cell(name, tuple(hw), device, precision, batch, backend, cl, cudnn, tf32, mode))
-    return cells
+    return cells if models else with_reference(cells)
 
 
 def shard_cells(cells: list[Cell], shard: tuple[int, int] | None) -> list[Cell]:

@@ -3,7 +3,7 @@
 For each model with results and a card, each `Reported` number gets one row: the claim, its source and
 conditions, the closest measured record (how "closest" is chosen depends on the metric, see `_closest_*`),
 the delta in percent, and the conditions that differ. Speed claims (FPS, latency) from other GPUs are also
-compared relative to the reference model (`tables.REFERENCE_MODEL`) measured on the same machine: our
+compared relative to the reference model (`bench.spec.REFERENCE_MODEL`) measured on the same machine: our
 speed ratio model/reference on our machine against the paper ratio, where the reference's own card has a
 claim on the same device and resolution.
 """
@@ -14,8 +14,9 @@ import math
 
 import pandas as pd
 
+from bench.spec import REFERENCE_MODEL
+from reports.tables import _speed_key as speed_key
 from reports.tables import (
-    REFERENCE_MODEL,
     bench_records,
     card_or_none,
     conditions_text,
@@ -27,7 +28,6 @@ from reports.tables import (
     same_dataset,
     weights_source,
 )
-from reports.tables import _speed_key as speed_key
 
 
 def claim_in_gmacs(reported) -> tuple[float, str]:

@@ -17,11 +17,11 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
+from bench.spec import REFERENCE_MODEL
 from reports import cells, details, plots
 from reports.ledger import ledger
 from reports.load import load
 from reports.tables import (
-    REFERENCE_MODEL,
     bench_records,
     card_or_none,
     leaderboard,

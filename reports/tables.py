@@ -15,11 +15,7 @@ import pandas as pd
 
 import zoo
 from bench.records import CELL_AXES, cell_key, record_kind
-
-# Speeds from different machines are compared through this model, measured on the same machine under the
-# same conditions: "0.5x bisenetv2" means half as fast as bisenetv2 there. Chosen because it is real-time
-# (so measured wherever real-time models are) and its card carries a GPU FPS claim to normalise papers by.
-REFERENCE_MODEL = "bisenetv2"
+from bench.spec import REFERENCE_MODEL
 
 
 def bench_records(records: list[dict]) -> list[dict]:

@@ -7,10 +7,35 @@ from bench import spec
 from bench.errors import UsageError
 
 
-def test_quick_profile_measures_every_model_once_on_cpu():
+def test_quick_profile_measures_every_model_once_on_cpu_and_the_reference_at_every_input():
     cells = spec.build_cells(spec.PROFILES["quick"])
-    assert sorted(c.model for c in cells) == sorted(zoo.list_models())
+    others = [c for c in cells if c.model != spec.REFERENCE_MODEL]
+    assert sorted(c.model for c in others) == sorted(set(zoo.list_models()) - {spec.REFERENCE_MODEL})
     assert {c.device for c in cells} == {"cpu"} and all(c.is_reference for c in cells)
+    reference_inputs = [c.input_hw for c in cells if c.model == spec.REFERENCE_MODEL]
+    assert sorted(reference_inputs) == sorted({c.input_hw for c in cells})  # each once
+    assert len({c.key for c in cells}) == len(cells)
+
+
+def test_the_reference_is_added_per_condition_after_the_sweeps_own_cells():
+    sweep = [
+        spec.Cell("enet", (360, 480)),
+        spec.Cell("mobilenetv2", (224, 224)),
+        spec.Cell("mobilenetv2", (224, 224), precision="bf16"),
+        spec.Cell(spec.REFERENCE_MODEL, (360, 480)),
+        spec.Cell("sinet", (224, 224)),
+    ]
+    cells = spec.with_reference(sweep)
+    assert cells[: len(sweep)] == sweep
+    assert cells[len(sweep) :] == [
+        spec.Cell(spec.REFERENCE_MODEL, (224, 224)),
+        spec.Cell(spec.REFERENCE_MODEL, (224, 224), precision="bf16"),
+    ]
+
+
+def test_a_chosen_model_list_gets_no_reference_cells():
+    cells = spec.build_cells(spec.PROFILES["quick"], ["mobilenetv2"])
+    assert [c.model for c in cells] == ["mobilenetv2"]
 
 
 def test_paper_profile_uses_each_cards_input_size_and_speed_claims_precision():
