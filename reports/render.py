@@ -18,7 +18,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from bench.spec import REFERENCE_MODEL
-from reports import cells, details, plots
+from reports import cells, details, plots, selfcheck
 from reports.ledger import ledger
 from reports.load import load
 from reports.tables import (
@@ -227,8 +227,11 @@ def _model_page(records: list[dict], name: str) -> tuple[dict, dict[str, str]]:
     return {"name": name, "card": card_or_none(name), "tables": tables, "scaling": scaling}, csvs
 
 
-def build_site(records: list[dict], skipped: list[str] = ()) -> dict[str, str]:
-    """Every file of the report, relative path -> text. `skipped`: files found but not results."""
+def build_site(
+    records: list[dict], skipped: list[str] = (), checks: list[tuple[str, dict]] = ()
+) -> dict[str, str]:
+    """Every file of the report, relative path -> text. `skipped`: files found but not results; `checks`:
+    the self-check files found (`reports.selfcheck.find`)."""
     env = _environment()
     board = leaderboard(records)
     files: dict[str, str] = {}
@@ -261,9 +264,14 @@ def build_site(records: list[dict], skipped: list[str] = ()) -> dict[str, str]:
         root="", page="ledger", columns=cells.LEDGER, rows=cells.cells(book, cells.LEDGER), **common
     )
     source_columns = auto_columns(sources)
+    trust = selfcheck.table(list(checks))
+    trust_columns = auto_columns(trust) if not trust.empty else []
+    if not trust.empty:
+        files["selfchecks.csv"] = to_csv(trust)
     files["machines.html"] = env.get_template("machines.html.j2").render(
         root="", page="machines", machines=_machines(records), columns=source_columns,
-        rows=cells.cells(sources, source_columns), skipped=list(skipped), **common,
+        rows=cells.cells(sources, source_columns), skipped=list(skipped), check_columns=trust_columns,
+        check_rows=cells.cells(trust, trust_columns), **common,
     )  # fmt: skip
     names = sorted({r["model"] for r in records})
     model_links = []
@@ -305,7 +313,7 @@ def render_report(inputs: list[Path], out_dir: Path) -> Path:
 
     The index is written last, so a reader who opens it finds every page it links to.
     """
-    files = build_site(*load(inputs))
+    files = build_site(*load(inputs), selfcheck.find(inputs))
     for name, text in sorted(files.items()):
         if name != "index.html":
             write_atomic(out_dir / name, text)
