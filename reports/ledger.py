@@ -23,6 +23,7 @@ from reports.tables import (
     eval_records,
     hw_text,
     latest_per_cell,
+    paper_conditions,
     paper_values,
     reference_latency,
     same_dataset,
@@ -154,20 +155,7 @@ def ledger(records: list[dict]) -> pd.DataFrame:
                 "metric": reported.metric,
                 "paper": reported.value,
                 "unit": reported.unit,
-                "paper_conditions": "; ".join(
-                    p
-                    for p in (
-                        hw_text(reported.input_hw),
-                        reported.dataset,
-                        reported.split,
-                        reported.protocol,
-                        reported.device,
-                        reported.backend,
-                        reported.precision,
-                        reported.convention,
-                    )
-                    if p
-                ),
+                "paper_conditions": paper_conditions(reported),
                 "source": reported.source,
                 "paper_compared": None,
                 "ours": None,

@@ -57,12 +57,10 @@ def hw_text(hw) -> str:
     return "{}x{}".format(*hw) if hw else ""
 
 
-def describe(reported) -> str:
-    """A paper number's conditions and source, in one line."""
-    if reported is None:
-        return ""
-    parts = [
-        hw_text(reported.input_hw) or None,
+def paper_conditions(reported) -> str:
+    """The conditions a paper number was stated under (input, dataset, device, convention...), in one line."""
+    parts = (
+        hw_text(reported.input_hw),
         reported.dataset,
         reported.split,
         reported.protocol,
@@ -70,9 +68,15 @@ def describe(reported) -> str:
         reported.backend,
         reported.precision,
         reported.convention,
-        f"source: {reported.source}",
-    ]
+    )
     return "; ".join(p for p in parts if p)
+
+
+def describe(reported) -> str:
+    """A paper number's conditions and source, in one line."""
+    if reported is None:
+        return ""
+    return "; ".join(p for p in (paper_conditions(reported), f"source: {reported.source}") if p)
 
 
 def _dataset_key(name) -> str:
