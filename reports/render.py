@@ -264,8 +264,8 @@ def build_site(
         root="", page="ledger", columns=cells.LEDGER, rows=cells.cells(book, cells.LEDGER), **common
     )
     source_columns = auto_columns(sources)
-    trust = selfcheck.table(list(checks))
-    trust_columns = auto_columns(trust) if not trust.empty else []
+    trust = selfcheck.table(checks)
+    trust_columns = auto_columns(trust)
     if not trust.empty:
         files["selfchecks.csv"] = to_csv(trust)
     files["machines.html"] = env.get_template("machines.html.j2").render(

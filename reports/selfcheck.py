@@ -9,6 +9,7 @@ that is not valid JSON, or names no known mode, is an error naming the file.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -76,7 +77,7 @@ def _repeat_row(doc: dict) -> dict:
     }
 
 
-def table(found: list[tuple[str, dict]]) -> pd.DataFrame:
+def table(found: Iterable[tuple[str, dict]]) -> pd.DataFrame:
     """One row per self-check file: machine, what was checked, the verdict, its figures, commits, file."""
     rows = []
     for path, doc in found:

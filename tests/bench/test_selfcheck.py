@@ -65,7 +65,7 @@ def test_a_slower_model_is_not_normalised_away(selfcheck, records, tmp_path):
 
 
 def test_records_without_calibration_give_no_normalised_figure(selfcheck, records, tmp_path):
-    bare = [{k: v for k, v in r.items() if k != "calibration"} | {"calibration": {}} for r in records]
+    bare = [{**r, "calibration": {}} for r in records]
     for path in (tmp_path / "a.jsonl", tmp_path / "b.jsonl"):
         path.write_text("".join(json.dumps(r) + "\n" for r in bare))
     result = selfcheck.run_compare(tmp_path / "a.jsonl", tmp_path / "b.jsonl")
