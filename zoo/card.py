@@ -45,6 +45,7 @@ class Reported:
 
     `source` says where exactly: "paper Table 3", "paper abstract", or "<repo>@<commit>:<file>".
     For `flops`, `convention` says whether the paper's "FLOPs" are multiply-adds (MACs) or 2 x MACs.
+    `variant` names the network the number belongs to when it is not this model's (see the field).
     """
 
     metric: str
@@ -58,6 +59,9 @@ class Reported:
     backend: str | None = None  # e.g. "PyTorch", "TensorRT 5.1.5", "PaddleLite"
     precision: str | None = None  # e.g. "fp32", "fp16"
     convention: str | None = None  # FLOPs convention, e.g. "multiply-adds" or "2 x multiply-adds"
+    # Set when the number was measured on another network than this registry id builds (another depth,
+    # width, input or training set), e.g. "ResNet-101 backbone": shown on the card, never compared.
+    variant: str | None = None
     note: str = ""
 
     @property

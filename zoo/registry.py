@@ -18,6 +18,8 @@ from zoo.layers.pad import PadToMultiple
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 _CARDS: dict[str, ModelCard] = {}
+# Official checkpoint -> our state_dict, registered with the builder (zoo.weights applies it).
+_CONVERTERS: dict[str, Callable[[dict], dict]] = {}
 
 
 class UnknownModelError(KeyError):
@@ -27,8 +29,11 @@ class UnknownModelError(KeyError):
         return str(self.args[0])
 
 
-def register_model(card: ModelCard) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register the decorated builder under its function name, with its card."""
+def register_model(
+    card: ModelCard, converter: Callable[[dict], dict] | None = None
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register the decorated builder under its function name, with its card and, where the authors'
+    checkpoint names or shapes differ from ours, `converter(official_state_dict) -> our_state_dict`."""
 
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         name = builder.__name__
@@ -38,6 +43,8 @@ def register_model(card: ModelCard) -> Callable[[Callable[..., nn.Module]], Call
             raise ValueError(f"model {name!r}: unknown group {card.group!r} (one of {', '.join(GROUPS)})")
         _BUILDERS[name] = builder
         _CARDS[name] = dataclasses.replace(card, name=name)
+        if converter is not None:
+            _CONVERTERS[name] = converter
         return builder
 
     return decorator
@@ -66,6 +73,17 @@ def create_model(name: str, **kwargs) -> nn.Module:
 def get_card(name: str) -> ModelCard:
     _check_known(name)
     return _CARDS[name]
+
+
+def get_converter(name: str) -> Callable[[dict], dict] | None:
+    """The official-checkpoint converter registered with `name`'s builder (None: keys load as they are)."""
+    _check_known(name)
+    return _CONVERTERS.get(name)
+
+
+def list_converters() -> list[str]:
+    """Model names whose builder has an official-checkpoint converter."""
+    return sorted(_CONVERTERS)
 
 
 def create_inference_model(name: str, **kwargs) -> nn.Module:

@@ -1,55 +1,36 @@
 """Loading trained weights into zoo models: checkpoints from local paths only, never downloaded.
 
 Torch files load with `weights_only=True` (no pickled code runs); `.safetensors` files through safetensors
-when it is installed. A model whose official checkpoint uses other key names registers a converter that
-maps the official state_dict onto ours; a checkpoint that still does not fit fails with the list of
-mismatches, never silently.
+when it is installed. A model whose official checkpoint uses other key names has a converter, registered
+with its builder (`register_model(card, converter=...)`), that maps the official state_dict onto ours; a
+checkpoint that still does not fit fails with the list of mismatches, never silently.
 
-One interface for every checkpoint: `convert_state_dict(model_name, state)` applies the converter registered
-for that model (identity when none is), and `load_weights` = read (torch or safetensors) -> convert -> check
--> load. `save_state_dict` writes either format atomically (temp file + rename).
+One interface for every checkpoint: `convert_state_dict(model_name, state)` applies the model's converter
+(identity when it has none), and `load_weights` = read (torch or safetensors) -> convert -> check -> load.
+`save_state_dict` writes either format atomically (temp file + rename).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from zoo.registry import get_converter
+
 StateDict = Mapping[str, torch.Tensor]
-_CONVERTERS: dict[str, Callable[[StateDict], dict[str, torch.Tensor]]] = {}
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read, or whose keys or shapes do not match the model."""
 
 
-def register_converter(model_name: str):
-    """Register `fn(official_state_dict) -> our_state_dict` for a registry id."""
-
-    def decorator(fn):
-        if model_name in _CONVERTERS:
-            raise ValueError(f"a converter for {model_name!r} is already registered")
-        _CONVERTERS[model_name] = fn
-        return fn
-
-    return decorator
-
-
-def get_converter(model_name: str) -> Callable[[StateDict], dict[str, torch.Tensor]] | None:
-    return _CONVERTERS.get(model_name)
-
-
-def list_converters() -> list[str]:
-    """Model names that have a registered official-checkpoint converter."""
-    return sorted(_CONVERTERS)
-
-
 def convert_state_dict(model_name: str | None, state: StateDict) -> dict[str, torch.Tensor]:
-    """`state` mapped onto our key names by `model_name`'s converter; unchanged when it has none."""
+    """`state` mapped onto our key names by the converter registered with `model_name`'s builder;
+    unchanged when it has none."""
     converter = get_converter(model_name) if model_name else None
     return dict(converter(state)) if converter is not None else dict(state)
 

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
+from zoo.registry import list_converters
 from zoo.weights import (
     CheckpointError,
     convert_state_dict,
-    list_converters,
     load_weights,
     read_state_dict,
     save_state_dict,
@@ -47,7 +47,7 @@ def test_mismatch_in_safetensors_lists_keys(tmp_path):
 
 
 def test_one_interface_for_converters():
-    import zoo  # noqa: F401  (registers the models and their converters)
+    import zoo  # noqa: F401  (registers the models with their converters)
 
     assert "sinet" in list_converters()
     state = {"a": torch.zeros(1)}

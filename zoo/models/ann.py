@@ -45,7 +45,6 @@ from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct, SegHead, resize_to
 from zoo.models.dilated import DilatedResNetSegmenter
 from zoo.registry import register_model
-from zoo.weights import register_converter
 
 PYRAMID_BINS = (1, 3, 6, 8)
 
@@ -227,31 +226,6 @@ _R101_RESULTS = (
 )
 
 
-@register_model(
-    card=_card(
-        50,
-        43.972307,
-        "43,972,307: the official definition with its deepbase_resnet50_dilated8 backbone option (the paper "
-        "and official scripts use ResNet-101 only), without the dsn head.",
-    )
-)
-def ann_r50(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
-    return ANN(num_classes, depth=50, aux_heads=aux_heads, **kwargs)
-
-
-@register_model(
-    card=_card(
-        101,
-        62.964435,
-        "62,964,435: the official definition as its Cityscapes config builds it "
-        "(deepbase_resnet101_dilated8), without the dsn head.",
-        _R101_RESULTS,
-    )
-)
-def ann_r101(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
-    return ANN(num_classes, depth=101, aux_heads=aux_heads, **kwargs)
-
-
 # Official key -> ours, first match wins. The official state_dict lists APNB's shared conv under both
 # f_key and f_query, as ours does.
 _RULES = [
@@ -275,7 +249,6 @@ _RULES = [
 ]
 
 
-@register_converter("ann_r101")
 def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Map an official MendelXu/ANN checkpoint (deepbase ResNet-101) onto `ann_r101`'s keys."""
     out = {}
@@ -293,3 +266,29 @@ def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for key in [k for k in out if k.endswith(".running_mean")]:  # older BN implementations lack it
         out.setdefault(key.removesuffix("running_mean") + "num_batches_tracked", torch.tensor(0))
     return out
+
+
+@register_model(
+    card=_card(
+        50,
+        43.972307,
+        "43,972,307: the official definition with its deepbase_resnet50_dilated8 backbone option (the paper "
+        "and official scripts use ResNet-101 only), without the dsn head.",
+    )
+)
+def ann_r50(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
+    return ANN(num_classes, depth=50, aux_heads=aux_heads, **kwargs)
+
+
+@register_model(
+    card=_card(
+        101,
+        62.964435,
+        "62,964,435: the official definition as its Cityscapes config builds it "
+        "(deepbase_resnet101_dilated8), without the dsn head.",
+        _R101_RESULTS,
+    ),
+    converter=convert_official,
+)
+def ann_r101(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
+    return ANN(num_classes, depth=101, aux_heads=aux_heads, **kwargs)

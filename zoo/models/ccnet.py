@@ -43,7 +43,6 @@ from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct
 from zoo.models.dilated import DilatedResNetSegmenter
 from zoo.registry import register_model
-from zoo.weights import register_converter
 
 
 class CrissCrossAttention(nn.Module):
@@ -210,16 +209,6 @@ _R50_NOTE = (
 )
 
 
-@register_model(card=_card(50, 47_565_908, _R50_NOTE))
-def ccnet_r50(num_classes: int = 19, aux_heads: bool = True, recurrence: int = 2, **kwargs) -> nn.Module:
-    return _ccnet(50, num_classes, aux_heads, recurrence)
-
-
-@register_model(card=_card(101, 66_558_036))
-def ccnet_r101(num_classes: int = 19, aux_heads: bool = True, recurrence: int = 2, **kwargs) -> nn.Module:
-    return _ccnet(101, num_classes, aux_heads, recurrence)
-
-
 _STEM = {"conv1": "conv1.0", "bn1": "conv1.1", "conv2": "conv1.3", "bn2": "conv1.4", "conv3": "conv1.6"}
 _STEM["bn3"] = "bn1"
 _HEAD = {"conva.0": "reduce.conv", "conva.1": "reduce.bn", "convb.0": "post.conv", "convb.1": "post.bn"}
@@ -244,8 +233,6 @@ def _official_key(key: str) -> str:
     return f"{tail[module]}.{param}" if module in tail else key
 
 
-@register_converter("ccnet_r50")
-@register_converter("ccnet_r101")
 def convert_official_ccnet(state_dict) -> dict[str, torch.Tensor]:
     """Rename an official CCNet state_dict to ours. InPlaceABN keeps no `num_batches_tracked`; BN only uses
     it in training without momentum, so it is filled with zeros."""
@@ -253,3 +240,13 @@ def convert_official_ccnet(state_dict) -> dict[str, torch.Tensor]:
     for key in [k for k in ours if k.endswith(".running_var")]:
         ours.setdefault(key.replace("running_var", "num_batches_tracked"), torch.tensor(0))
     return ours
+
+
+@register_model(card=_card(50, 47_565_908, _R50_NOTE), converter=convert_official_ccnet)
+def ccnet_r50(num_classes: int = 19, aux_heads: bool = True, recurrence: int = 2, **kwargs) -> nn.Module:
+    return _ccnet(50, num_classes, aux_heads, recurrence)
+
+
+@register_model(card=_card(101, 66_558_036), converter=convert_official_ccnet)
+def ccnet_r101(num_classes: int = 19, aux_heads: bool = True, recurrence: int = 2, **kwargs) -> nn.Module:
+    return _ccnet(101, num_classes, aux_heads, recurrence)

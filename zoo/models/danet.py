@@ -40,7 +40,6 @@ from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct, resize_to
 from zoo.models.dilated import DilatedResNetSegmenter
 from zoo.registry import register_model
-from zoo.weights import register_converter
 
 
 class PositionAttention(nn.Module):
@@ -236,15 +235,11 @@ CARD_R101 = _card(
 )
 
 
-@register_model(card=CARD_R50)
+@register_model(card=CARD_R50, converter=convert_official)
 def danet_r50(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
     return DANet(num_classes=num_classes, depth=50, aux_heads=aux_heads, **kwargs)
 
 
-@register_model(card=CARD_R101)
+@register_model(card=CARD_R101, converter=convert_official)
 def danet_r101(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
     return DANet(num_classes=num_classes, depth=101, aux_heads=aux_heads, **kwargs)
-
-
-register_converter("danet_r50")(convert_official)
-register_converter("danet_r101")(convert_official)

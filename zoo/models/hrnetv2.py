@@ -36,7 +36,6 @@ from zoo.backbones import HRNetTrunk
 from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct, resize_to
 from zoo.registry import register_model
-from zoo.weights import register_converter
 
 
 class HRNetV2Seg(nn.Module):
@@ -179,15 +178,11 @@ _W48_CARD = _card(
 )
 
 
-@register_model(card=_W18_SMALL_CARD)
+@register_model(card=_W18_SMALL_CARD, converter=convert_official)
 def hrnetv2_w18_small(num_classes: int = 19, **kwargs) -> nn.Module:
     return HRNetV2Seg("hrnet_w18_small", num_classes=num_classes, **kwargs)
 
 
-@register_model(card=_W48_CARD)
+@register_model(card=_W48_CARD, converter=convert_official)
 def hrnetv2_w48(num_classes: int = 19, **kwargs) -> nn.Module:
     return HRNetV2Seg("hrnet_w48", num_classes=num_classes, **kwargs)
-
-
-register_converter("hrnetv2_w18_small")(convert_official)
-register_converter("hrnetv2_w48")(convert_official)

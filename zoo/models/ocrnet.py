@@ -51,7 +51,6 @@ from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct, resize_to
 from zoo.models.hrnetv2 import convert_official as _convert_hrnet_trunk
 from zoo.registry import register_model
-from zoo.weights import register_converter
 
 
 class ObjectContext(nn.Module):
@@ -213,7 +212,6 @@ def _ocr_table(official_head: str, conv3x3: str, cls: str) -> dict[str, str]:
 _HRNET_TRUNK = ("conv1.", "bn1.", "conv2.", "bn2.", "layer1.", "transition", "stage")
 
 
-@register_converter("ocrnet_hrnetv2_w48")
 def convert_hrnet_ocr(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """seg_hrnet_ocr.py checkpoint ('model.' prefix as released) -> ours."""
     table = _ocr_table("ocr_distri_head", "conv3x3_ocr", "cls_head")
@@ -230,7 +228,6 @@ def convert_hrnet_ocr(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return {**trunk, **head}
 
 
-@register_converter("ocrnet_r101")
 def convert_resnet_ocr(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """openseg SpatialOCRNet (deepbase_resnet101_dilated8) checkpoint -> ours."""
     table = _ocr_table("spatial_ocr_head", "conv_3x3", "head")
@@ -304,7 +301,8 @@ _NOT_RETRIEVED = (
             ),
         ),
         notes=_NOT_RETRIEVED + "Trunk and head follow the HRNet-OCR branch (align_corners=True throughout).",
-    )
+    ),
+    converter=convert_hrnet_ocr,
 )
 def ocrnet_hrnetv2_w48(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
     return HRNetOCR(num_classes=num_classes, aux_heads=aux_heads, **kwargs)
@@ -342,7 +340,8 @@ def ocrnet_hrnetv2_w48(num_classes: int = 19, aux_heads: bool = True, **kwargs) 
         notes=_NOT_RETRIEVED
         + "Trunk: openseg's deep-stem ('deepbase') dilated ResNet-101 at output stride 8 (its Cityscapes "
         "config R_101_D_8.json), so `deep_stem=True`.",
-    )
+    ),
+    converter=convert_resnet_ocr,
 )
 def ocrnet_r101(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
     return ResNetOCR(num_classes=num_classes, aux_heads=aux_heads, **kwargs)

@@ -45,7 +45,6 @@ from torch import nn
 from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct, SeparableConvBNAct
 from zoo.registry import register_model
-from zoo.weights import register_converter
 
 _CODE = "dong-x16/PortraitNet"
 _MODEL_FILE = f"{_CODE}@5033db1e3dfe1124a54dacf248c84e1b78557da0:model/model_mobilenetv2_seg_small.py"
@@ -243,12 +242,6 @@ CARD = ModelCard(
 )
 
 
-@register_model(card=CARD)
-def portraitnet(num_classes: int = 2, aux_heads: bool = True, **kwargs) -> nn.Module:
-    """PortraitNet (MobileNetV2 1.0 encoder, D-Block decoder); `aux_heads` adds the boundary head."""
-    return PortraitNet(num_classes=num_classes, aux_heads=aux_heads, **kwargs)
-
-
 # Official state_dict keys -> ours: (conv, bn, relu) triples of official nn.Sequentials become ConvBNActs.
 _RULES = (
     (r"^edge\.", "aux_heads.0."),
@@ -269,7 +262,6 @@ def _sep_key(index: int) -> str:
     return f"{'depthwise' if index < 3 else 'pointwise'}.{_conv_bn(index)}"
 
 
-@register_converter("portraitnet")
 def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Map an official dong-x16/PortraitNet checkpoint's state_dict onto `portraitnet`'s keys."""
     out = {}
@@ -283,3 +275,9 @@ def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for key in [k for k in out if k.endswith(".running_mean")]:  # PyTorch 0.3 checkpoints predate this buffer
         out.setdefault(key.removesuffix("running_mean") + "num_batches_tracked", torch.tensor(0))
     return out
+
+
+@register_model(card=CARD, converter=convert_official)
+def portraitnet(num_classes: int = 2, aux_heads: bool = True, **kwargs) -> nn.Module:
+    """PortraitNet (MobileNetV2 1.0 encoder, D-Block decoder); `aux_heads` adds the boundary head."""
+    return PortraitNet(num_classes=num_classes, aux_heads=aux_heads, **kwargs)

@@ -48,7 +48,6 @@ from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct
 from zoo.models.dilated import DilatedResNetSegmenter
 from zoo.registry import register_model
-from zoo.weights import register_converter
 
 _CITYSCAPES_MASK = 89  # 2 * ((705 - 1) // (8 * 2) + 1) - 1, official tool/train.py with train_h = 705
 
@@ -209,16 +208,6 @@ def _card(depth: int, params: int, aux: int, miou_ss: float, miou_ms: float) -> 
     )
 
 
-@register_model(card=_card(50, 55_354_835, 2_364_691, 77.45, 78.18))
-def psanet_r50(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
-    return _psanet(50, num_classes, aux_heads, **kwargs)
-
-
-@register_model(card=_card(101, 74_346_963, 2_364_691, 78.42, 79.40))
-def psanet_r101(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
-    return _psanet(101, num_classes, aux_heads, **kwargs)
-
-
 _STEM = {"0": "conv1.0", "1": "conv1.1", "3": "conv1.3", "4": "conv1.4", "6": "conv1.6", "7": "bn1"}
 _PSA = {"reduce.0": "collect.reduce.conv", "reduce.1": "collect.reduce.bn"}
 _PSA |= {"attention.0": "collect.attention.0.conv", "attention.1": "collect.attention.0.bn"}
@@ -243,8 +232,16 @@ def _official_key(key: str) -> str:
     return f"{_TAIL[module]}.{param}" if module in _TAIL else key
 
 
-@register_converter("psanet_r50")
-@register_converter("psanet_r101")
 def convert_official_psanet(state_dict) -> dict[str, torch.Tensor]:
     """Rename an official semseg PSANet state_dict (psa_type 2, compact 0) to ours; tensors unchanged."""
     return {_official_key(k): v for k, v in state_dict.items()}
+
+
+@register_model(card=_card(50, 55_354_835, 2_364_691, 77.45, 78.18), converter=convert_official_psanet)
+def psanet_r50(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
+    return _psanet(50, num_classes, aux_heads, **kwargs)
+
+
+@register_model(card=_card(101, 74_346_963, 2_364_691, 78.42, 79.40), converter=convert_official_psanet)
+def psanet_r101(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
+    return _psanet(101, num_classes, aux_heads, **kwargs)

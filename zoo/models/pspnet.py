@@ -37,7 +37,6 @@ from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct, PyramidPooling
 from zoo.models.dilated import DilatedResNetSegmenter
 from zoo.registry import register_model
-from zoo.weights import register_converter
 
 _SEMSEG = "hszhao/semseg@4f274c3f276778228bc14a4565822d46359f0cc8"
 _CAFFE = "hszhao/PSPNet@798bdc907c8630e8c3997ebfdd0d7cae0c5ab03b:README.md"
@@ -223,16 +222,6 @@ def _pspnet(
     return model
 
 
-@register_model(card=CARD_R50)
-def pspnet_r50(num_classes: int = 19, **kwargs) -> nn.Module:
-    return _pspnet(50, num_classes, **kwargs)
-
-
-@register_model(card=CARD_R101)
-def pspnet_r101(num_classes: int = 19, **kwargs) -> nn.Module:
-    return _pspnet(101, num_classes, **kwargs)
-
-
 # hszhao/semseg key prefixes -> ours (the official checkpoints are semseg state_dicts).
 _STEM = {"0": "conv1.0", "1": "conv1.1", "3": "conv1.3", "4": "conv1.4", "6": "conv1.6", "7": "bn1"}
 _MODULES = {"cls.0": "head.bottleneck.conv", "cls.1": "head.bottleneck.bn", "cls.4": "classifier.1"}
@@ -252,8 +241,16 @@ def _official_key(key: str) -> str:
     return f"{_MODULES[module]}.{param}" if module in _MODULES else key
 
 
-@register_converter("pspnet_r50")
-@register_converter("pspnet_r101")
 def convert_official_pspnet(state_dict) -> dict[str, torch.Tensor]:
     """Rename an official semseg PSPNet state_dict (model/pspnet.py) to ours; tensors unchanged."""
     return {_official_key(k): v for k, v in state_dict.items()}
+
+
+@register_model(card=CARD_R50, converter=convert_official_pspnet)
+def pspnet_r50(num_classes: int = 19, **kwargs) -> nn.Module:
+    return _pspnet(50, num_classes, **kwargs)
+
+
+@register_model(card=CARD_R101, converter=convert_official_pspnet)
+def pspnet_r101(num_classes: int = 19, **kwargs) -> nn.Module:
+    return _pspnet(101, num_classes, **kwargs)

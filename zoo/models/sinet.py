@@ -55,7 +55,6 @@ from torch import nn
 from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct
 from zoo.registry import register_model
-from zoo.weights import register_converter
 
 # The authors' dataset statistics, BGR order, pixel values 0-255 (etc/Visualize_video.py, Test_model.py).
 MEAN_BGR = (107.304565, 115.69884, 132.35703)
@@ -268,7 +267,6 @@ def _official_to_ours(key: str) -> str:
     return key
 
 
-@register_converter("sinet")
 def convert_official_sinet(state_dict) -> dict[str, torch.Tensor]:
     """Rename an official `Dnc_SINet` state_dict to ours. Tensors are unchanged; a key no rule covers keeps
     its name, so `check_fits` reports it as unexpected rather than it being dropped silently."""
@@ -347,7 +345,7 @@ CARD = ModelCard(
 )
 
 
-@register_model(card=CARD)
+@register_model(card=CARD, converter=convert_official_sinet)
 def sinet(num_classes: int = 2, **kwargs) -> nn.Module:
     """SINet as the authors trained it (p=2, q=8). It has no training-only heads; kwargs are accepted and
     ignored, except p and q (S2 modules in stages 2 and 3)."""
