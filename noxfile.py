@@ -84,8 +84,8 @@ def regress(session: nox.Session) -> None:
 
 @nox.session
 def baseline(session: nox.Session) -> None:
-    """Rewrite this machine's baselines on purpose (then commit them): the structure of every registered
-    model (results/baselines/<machine>/structure.json) and the benchmark suite (.../benchmarks.json)."""
+    """Rewrite the baselines on purpose (then commit them): the structure of every registered model
+    (results/baselines/structure.json) and this machine's benchmark suite (<machine>/benchmarks.json)."""
     _install(session, "[dev]")
     session.run("segbench", "baseline", "--update")
     Path("build").mkdir(exist_ok=True)

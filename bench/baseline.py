@@ -11,11 +11,8 @@ Latency is not here: it is compared noise-aware by `bench.compare` (`nox -s regr
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -24,18 +21,30 @@ import zoo
 from bench.errors import UsageError
 from bench.measure.flops import count_macs
 from bench.measure.params import count_params
+from bench.store import Layout
 
 STRUCTURE_VERSION = 1
 STRUCTURE_INPUT_HW = (64, 96)  # not square, so that a transposed H/W shows; small, so CI stays cheap
-BASELINES_DIR = Path(__file__).resolve().parent.parent / "results" / "baselines"
+RESULTS = Layout(Path(__file__).resolve().parent.parent / "results")
+BASELINES_DIR = RESULTS.root / "baselines"
 STRUCTURE_FILE = "structure.json"
 BENCHMARKS_FILE = "benchmarks.json"
 UPDATE_COMMAND = "nox -s baseline"
 
 
 def card_digest(card: zoo.ModelCard) -> str:
-    """A short sha256 of the card's content: any edit to a card (a number, a source, a field) changes it."""
-    text = json.dumps(dataclasses.asdict(card), sort_keys=True, default=str)
+    """A short sha256 of the card's content: any edit to a card (a number, a source, a field) changes it;
+    a field the card leaves unset (None) does not count, so adding an optional field to the schema does
+    not change every digest."""
+
+    def set_only(value):
+        if isinstance(value, dict):
+            return {k: set_only(v) for k, v in value.items() if v is not None}
+        if isinstance(value, (list, tuple)):
+            return [set_only(v) for v in value]
+        return value
+
+    text = json.dumps(set_only(card.to_dict()), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -90,44 +99,15 @@ def compute_structure(names: list[str] | None = None, progress=None) -> dict:
     }
 
 
-def machine_dir(machine: str | None = None) -> Path:
-    """results/baselines/<machine>/ (default: this machine's CPU slug, `bench.env.machine_slug("cpu")`)."""
-    from bench.env import machine_slug
-
-    return BASELINES_DIR / (machine or machine_slug("cpu"))
-
-
 def default_structure_path() -> Path:
-    return machine_dir() / STRUCTURE_FILE
+    """results/baselines/structure.json: one file for every machine, since params, MACs (fvcore, CPU
+    trace), output shapes and cards do not depend on the machine that counts them."""
+    return RESULTS.structure_baseline()
 
 
 def find_structure_baseline() -> Path | None:
-    """This machine's structural baseline, else another machine's: params, MACs (fvcore, CPU trace), shapes
-    and cards do not depend on the CPU, so any committed one holds them; None when none is committed."""
-    own = default_structure_path()
-    if own.exists():
-        return own
-    others = sorted(BASELINES_DIR.glob(f"*/{STRUCTURE_FILE}"))
-    return others[0] if others else None
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and os.replace, so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, document: dict) -> None:
-    write_text_atomic(path, json.dumps(document, indent=1, sort_keys=True) + "\n")
+    path = default_structure_path()
+    return path if path.exists() else None
 
 
 def read_structure(path: Path) -> dict:

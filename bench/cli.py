@@ -6,7 +6,6 @@ Bad input exits with status 2 and one line on stderr, before anything is written
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ def _csv(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bench.conditions import AXES, axis_help, option
     from bench.spec import PROFILES
 
     parser = _Parser(prog="segbench", description="Benchmark segmentation models: cost, speed and accuracy.")
@@ -43,15 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--resolutions", help="comma-separated HxW, e.g. 360x480,512x1024 (default: the profile's)"
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--precision", type=_csv, help="fp32, fp16 and/or bf16, comma-separated (autocast)")
-    p.add_argument("--batch", help="batch sizes, comma-separated (default: the profile's, 1)")
-    p.add_argument(
-        "--backend", type=_csv, help="eager, compile, cuda_graph and/or onnxruntime (default: eager)"
-    )
-    p.add_argument("--compile-mode", help="torch.compile mode with --backend compile (default: default)")
-    p.add_argument("--channels-last", help="on, off or on,off (default: off)")
-    p.add_argument("--cudnn-benchmark", help="CUDA: on, off or on,off (default: the profile's)")
-    p.add_argument("--tf32", help="CUDA: TF32 matmul/convolution on, off or on,off (default: off)")
+    for axis in AXES:  # every condition axis is an option taking a comma-separated list of values
+        if axis.name != "device":
+            p.add_argument(option(axis.name), dest=axis.name, help=f"{axis_help(axis.name)}; comma-separated")
     p.add_argument("--shard", help="run shard I of N of the sweep, e.g. 1/2 (merge the files with `merge`)")
     p.add_argument(
         "--threads", type=int, help="CPU threads for torch (default: every CPU this process may use)"
@@ -85,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("baseline", help="check (default) or --update the committed structural baseline")
     p.add_argument("--update", action="store_true", help="recompute and write it (a deliberate change)")
-    p.add_argument("--file", type=Path, help="default: results/baselines/<machine>/structure.json")
+    p.add_argument("--file", type=Path, help="default: results/baselines/structure.json")
+
+    p = sub.add_parser("cards", help="export the model cards as data for the report (reports/cards.json)")
+    p.add_argument("--out", type=Path, help="output JSON (default: reports/cards.json)")
+    p.add_argument("--plugins", type=_csv, default=[], help="modules to import that register extra models")
 
     p = sub.add_parser("report", help="render the HTML leaderboard from results files")
     p.add_argument("results", nargs="*", type=Path, help="JSON Lines files or folders (default: results/)")
@@ -121,7 +119,9 @@ def cmd_run(args) -> int:
 
     from bench import env as provenance
     from bench import spec
+    from bench.conditions import AXES, parse_axis_values, parse_resolutions
     from bench.run import calibrate, run_sweep
+    from bench.store import Layout, exclusive, read_records
     from bench.worker import import_plugins
 
     try:
@@ -129,56 +129,44 @@ def cmd_run(args) -> int:
     except ImportError as exc:
         raise UsageError(f"cannot import plugin: {exc}") from None
     device = spec.check_device(args.device)
-    resolutions = spec.parse_resolutions(args.resolutions) if args.resolutions else None
+    resolutions = parse_resolutions(args.resolutions) if args.resolutions else None
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"threads must be at least 1, got {args.threads}")
     profile = spec.PROFILES[args.profile]
-    switch = {  # on/off axes: parsed only when given
-        name: spec.parse_switch(getattr(args, name), "--" + name.replace("_", "-"))
-        for name in ("channels_last", "cudnn_benchmark", "tf32")
-        if getattr(args, name) is not None
+    axes = {  # the axes the command line names override the profile's
+        axis.name: parse_axis_values(axis.name, getattr(args, axis.name))
+        for axis in AXES
+        if axis.name != "device" and getattr(args, axis.name) is not None
     }
-    axes = spec.with_axes(
-        profile.axes[device],
-        precisions=tuple(spec.check_precision(p) for p in args.precision) if args.precision else None,
-        batches=spec.parse_batches(args.batch) if args.batch else None,
-        backends=tuple(args.backend) if args.backend else None,
-        compile_mode=args.compile_mode,
-        **switch,
-    )
     shard = spec.parse_shard(args.shard) if args.shard else None
     cells = spec.shard_cells(spec.build_cells(profile, args.models, resolutions, device, axes), shard)
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available to torch on this machine")
 
     env = provenance.collect_env(device)
-    shard_tag = f"-shard{shard[0]}of{shard[1]}" if shard else ""
-    out = args.out or DEFAULT_RESULTS_DIR / env["machine"] / (
-        f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{profile.name}-{device}{shard_tag}.jsonl"
-    )
+    out = args.out or Layout(DEFAULT_RESULTS_DIR).sweep(env["machine"], profile.name, device, shard)
     if out.exists() and not args.resume:
         raise UsageError(f"{out} exists: pass --resume to continue it, or choose another --out")
     if args.resume and out.exists():
-        from bench.store import read_records
-
         read_records(out)  # an unreadable file is bad input, found before any measuring
 
     threads = args.threads or (provenance.available_cpus() if device == "cpu" else None)
-    print(f"segbench: {len(cells)} cells ({profile.name} profile) -> {out}", file=sys.stderr)
-    precisions = tuple(dict.fromkeys(cell.precision for cell in cells))
-    env["calibration"] = calibrate(device, precisions, threads, profile.timeout_s)
-    counts = run_sweep(
-        cells,
-        out,
-        env,
-        profile.timing,
-        args.timeout or profile.timeout_s,
-        threads,
-        resume=args.resume,
-        plugins=tuple(args.plugins),
-        progress=not args.no_progress,
-        shard=args.shard and "{}/{}".format(*shard),
-    )
+    with exclusive(out):
+        print(f"segbench: {len(cells)} cells ({profile.name} profile) -> {out}", file=sys.stderr)
+        precisions = tuple(dict.fromkeys(cell.execution.precision for cell in cells))
+        env["calibration"] = calibrate(device, precisions, threads, profile.timeout_s)
+        counts = run_sweep(
+            cells,
+            out,
+            env,
+            profile.timing,
+            args.timeout or profile.timeout_s,
+            threads,
+            resume=args.resume,
+            plugins=tuple(args.plugins),
+            progress=not args.no_progress,
+            shard=args.shard and "{}/{}".format(*shard),
+        )
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()) if n)
     print(f"segbench: {summary or 'nothing to do'}; results in {out}", file=sys.stderr)
     print(out)
@@ -195,6 +183,23 @@ def cmd_merge(args) -> int:
     return 0
 
 
+def cmd_cards(args) -> int:
+    from bench import cards
+    from bench.store import write_atomic
+    from bench.worker import import_plugins
+
+    try:
+        import_plugins(tuple(args.plugins))
+    except ImportError as exc:
+        raise UsageError(f"cannot import plugin: {exc}") from None
+    out = args.out or cards.CARDS_PATH
+    document = cards.export()
+    write_atomic(out, cards.text(document))
+    print(f"segbench: {len(document['cards'])} cards -> {out}", file=sys.stderr)
+    print(out)
+    return 0
+
+
 def cmd_report(args) -> int:
     from reports.render import render_report
 
@@ -205,8 +210,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from bench.baseline import write_text_atomic
     from bench.compare import compare_paths, format_markdown, format_table
+    from bench.store import write_atomic
 
     normalize = True if args.normalize else None
     comparison = compare_paths(
@@ -214,12 +219,13 @@ def cmd_compare(args) -> int:
     )
     print(format_table(comparison, args.latency_report_only))
     if args.markdown:
-        write_text_atomic(args.markdown, format_markdown(comparison, args.latency_report_only))
+        write_atomic(args.markdown, format_markdown(comparison, args.latency_report_only))
     return comparison.exit_code(args.latency_report_only)
 
 
 def cmd_baseline(args) -> int:
     from bench import baseline
+    from bench.store import write_json
 
     default = baseline.default_structure_path() if args.update else baseline.find_structure_baseline()
     path = args.file or default
@@ -228,7 +234,7 @@ def cmd_baseline(args) -> int:
     committed = None if args.update else baseline.read_structure(path)  # bad input before the work
     current = baseline.compute_structure(progress=lambda name: print(f"  {name}", file=sys.stderr))
     if args.update:
-        baseline.write_json_atomic(path, current)
+        write_json(path, current)
         print(path)
         return 0
     changes = baseline.diff_structure(committed, current)
@@ -258,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             "run": cmd_run,
             "merge": cmd_merge,
             "report": cmd_report,
+            "cards": cmd_cards,
             "compare": cmd_compare,
             "baseline": cmd_baseline,
             "eval": cmd_eval,

@@ -1,7 +1,7 @@
 """Regression rules between two result sets: exact on structure, tolerant on accuracy, noise-aware on speed.
 
 A result set is SegBench records (JSON Lines files, or folders of them) or a pytest-benchmark JSON file
-(told apart by content). Cells are matched by `bench.records.cell_key` (pytest-benchmark entries by their
+(told apart by content). Cells are matched by their records' `key` (pytest-benchmark entries by their
 full name). For each cell in both sets:
 
 - Structure: `params`, `params_total`, `macs` and `output_shape` must be equal; any change is a regression
@@ -34,7 +34,7 @@ from pathlib import Path
 
 from bench.errors import UsageError
 from bench.measure.stats import median_ci
-from bench.records import CELL_AXES, cell_key, record_kind
+from bench.records import BenchRecord, Record, StructureRecord
 from bench.store import read_records, results_files
 
 STRUCTURE_FIELDS = ("params", "params_total", "macs", "output_shape")
@@ -100,32 +100,17 @@ class Comparison:
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _label(record: dict) -> str:
-    if record_kind(record) == "eval":
-        return f"{record['model']} {record['dataset']}/{record['split']} {record['protocol']}"
-    h, w = record["input_hw"]
-    extras = [
-        f"{k}={record.get(k)}"
-        for k in ("backend", "channels_last", "cudnn_benchmark", "tf32", "compile_mode")
-        if record.get(k, CELL_AXES[k]) != CELL_AXES[k]
-    ]
-    return " ".join(
-        [f"{record['model']} {h}x{w} b{record['batch']} {record['device']}/{record['precision']}", *extras]
-    )
-
-
-def _record_latency(record: dict) -> dict | None:
-    latency = record.get("latency_ms")
-    if record.get("status") != "ok" or not latency or latency.get("median") is None:
+def _record_latency(record: BenchRecord) -> dict | None:
+    latency = record.latency
+    if not record.ok or latency is None:
         return None
-    ci = latency.get("ci95")
-    samples = record.get("latency_samples_ms")
-    if not ci and samples:
-        low, high, _ = median_ci(sorted(samples))
-        ci = [low, high]
-    if not ci:  # no interval and no samples: the median alone cannot be tested against noise
+    ci = latency.ci95
+    if ci is None and record.samples:
+        low, high, _ = median_ci(sorted(record.samples))
+        ci = (low, high)
+    if ci is None:  # no interval and no samples: the median alone cannot be tested against noise
         return None
-    return {"median": latency["median"], "ci95": list(ci), "n": latency.get("n")}
+    return {"median": latency.median, "ci95": list(ci), "n": latency.n}
 
 
 def valid_calibration(calibration) -> dict | None:
@@ -135,24 +120,21 @@ def valid_calibration(calibration) -> dict | None:
     return None
 
 
-def _calibration(env: dict | None) -> dict | None:
-    return valid_calibration(((env or {}).get("calibration") or {}).get("workload"))
-
-
-def entry_from_record(record: dict) -> Entry:
-    env = record.get("env") or {}
+def entry_from_record(record: Record) -> Entry:
+    bench = isinstance(record, BenchRecord)
+    run_calibration = valid_calibration((record.env.calibration or {}).get("workload"))
     return Entry(
-        key=cell_key(record),
-        label=_label(record),
-        kind=record_kind(record),
-        machine=env.get("machine"),
-        threads=(record.get("conditions") or {}).get("threads"),
-        status=record["status"],
-        fields=record,
-        latency=_record_latency(record),
+        key=record.key,
+        label=record.label(),
+        kind=record.kind,
+        machine=record.machine,
+        threads=record.threads if bench else None,
+        status=record.status,
+        fields={**record.fields, "miou": getattr(record, "miou", None), "error": record.error},
+        latency=_record_latency(record) if bench else None,
         # A calibration timed beside this cell (record["calibration"]), else the run's (env).
-        calibration=valid_calibration(record.get("calibration")) or _calibration(env),
-        timestamp=env.get("timestamp") or "",
+        calibration=valid_calibration(record.get("calibration")) or run_calibration,
+        timestamp=record.timestamp,
     )
 
 
@@ -214,7 +196,9 @@ def load_entries(path: Path) -> list[Entry]:
     path = Path(path)
     if path.is_dir():
         files, _ = results_files([path])
-        return [entry_from_record(r) for f in files for r in read_records(f)]
+        return [
+            entry_from_record(r) for f in files for r in read_records(f) if not isinstance(r, StructureRecord)
+        ]
     if not path.exists():
         raise UsageError(f"results file {path} does not exist")
     try:
@@ -229,7 +213,7 @@ def load_entries(path: Path) -> list[Entry]:
         return entries_from_pytest_benchmark(document, path)
     if isinstance(document, dict) and "structure_version" in document:
         raise UsageError(f"{path} is a structural baseline: check it with `segbench baseline`")
-    return [entry_from_record(r) for r in read_records(path)]
+    return [entry_from_record(r) for r in read_records(path) if not isinstance(r, StructureRecord)]
 
 
 def _index(entries: list[Entry]) -> dict[tuple, dict[str | None, Entry]]:

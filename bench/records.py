@@ -1,139 +1,595 @@
-"""The results record: one JSON object per measured cell or evaluation, schema-versioned.
+"""Results records: typed, schema-versioned, validated on read. One JSON object per line on disk.
 
-Two kinds share one store (`kind`):
+Three kinds share the store (`kind`):
 
-- `bench` (one sweep cell): the cell (model, input_hw, batch, device, precision and the other condition
-  axes, see `CELL_AXES`), its `status` and `error`, the measurements, the `conditions` that produced them,
-  and `env` (provenance). Units are in the field names: `macs` counts one per multiply-add (fvcore's
-  convention); FLOPs, where shown, are derived as 2 x macs.
-- `eval` (one accuracy evaluation): model, dataset, split, protocol, weights, miou/per_class_iou in percent,
-  conventions, the protocol's cost, and `env`.
+- `bench` (`BenchRecord`): one sweep cell: the model, its `Execution` (bench.conditions: input size, batch,
+  device, precision, backend, compile mode, memory layout, cuDNN/TF32 flags), `status`/`error`, the
+  measurements, the `conditions` observed while measuring (threads, backend details, timer, ...) and `env`
+  (provenance). Units are in the field names: `macs` count one per multiply-add (fvcore's convention; FLOPs,
+  where shown, are 2 x macs), `latency_ms`, `peak_mem_mb`.
+- `eval` (`EvalRecord`): one accuracy evaluation: model, dataset, split, protocol (bench.conditions.
+  EvalProtocol), weights and their source, mIoU and per-class IoU in percent, conventions, cost, `env`.
+- `structure` (`StructureRecord`): what a model is at one input size and batch, independent of timing:
+  params, both MAC counters with their coverage, output shape; keyed by a digest of the model's structure
+  so it is computed once and reused across condition axes and runs.
 
-Schema 2 (this file) adds to schema 1: `kind`, the condition axes `backend`, `channels_last`,
-`cudnn_benchmark`, `tf32`, `compile_mode`; latency percentiles p99 and a confidence interval of the median;
-a second FLOP counter; memory by method; hardware state; roofline; output agreement; `shard`. Schema-1
-records (written before) are still read: the missing axes take their defaults (`upgrade`).
+Records are read through `Record.from_dict`, which checks every known field's type and value (a string where
+a number belongs, NaN, a negative count) and names the field; unknown fields are kept as they are (`extra`).
+Schema history (older files are still read, `migrate`):
+1. the first bench records (no `kind`, no backend/layout/cuDNN/TF32 axes);
+2. adds `kind` ("bench"/"eval"), the axes backend, channels_last, cudnn_benchmark, tf32, compile_mode,
+   latency p99 and the median's interval, a second FLOP counter, memory by method, hardware, roofline,
+   output agreement, shard;
+3. adds the axis cudnn_deterministic, the `structure` kind and typed validation; an eval record's
+   `protocol_spec` is required (schema-2 eval records have it).
 
-Fields of a `bench` record beyond schema 1, each None (or absent in schema 1) when not measured:
-
-- `latency_ms`: median, p10, p90, p99, mean, std, min, max, n, `ci95` [low, high] of the median
-  (exact binomial order-statistic interval; `ci_method`, `ci_confidence`, and `ci_coverage`, its exact
-  coverage, which is below the confidence when n is too small for one), `ci_rel` (largest half-width /
-  median), `target_met` (ci_rel within the policy's target), `stop_reason` ("ci_target", "time_budget",
-  "max_samples").
-- `fps`: images per second, batch x 1000 / median ms (throughput when batch > 1).
-- `macs` (fvcore), `macs_flop_counter` (torch.utils.flop_counter FLOPs / 2), `macs_unsupported_ops`
-  (fvcore's zero-counted ops), `flop_counter_uncounted_ops` (aten ops FlopCounterMode has no rule for),
-  `macs_coverage` (fraction of traced compute ops with a rule, per counter), `macs_disagree` (the two
-  counters differ by more than 5%).
-- `peak_mem_mb` + `peak_mem_method` (the headline: CPU peak RSS above baseline, CUDA max allocated), and
-  `memory` {cpu_peak_rss_mb, cuda_max_allocated_mb, cuda_max_reserved_mb, nvml_used_mb}.
-- `hardware` {before, after: {sm_clock_mhz, mem_clock_mhz, temperature_c, power_w, throttle_reasons},
-  throttled, energy_j_per_image} (CUDA only).
-- `roofline` {achieved_tflops, peak_tflops, fraction, peak_gbps} against the per-run measured peak in
-  env["calibration"].
-- `agreement` {reference, max_abs_diff, reference_max_abs, argmax_agreement_pct, nonfinite_values} against
-  eager fp32 for non-reference conditions (max_abs_diff is None when the output has non-finite values);
-  None for the reference condition itself.
-- `compile_s`: seconds spent compiling/exporting/capturing, never inside latency.
-- `calibration` {workload, median_ms, ci95, n, threads, device}: the fixed calibration workload
-  (`bench.measure.calibration`) timed right before and after this cell, which `segbench compare` divides
-  latency by; env["calibration"] holds the run's own, longer calibration and the measured peaks.
+Fields of a `bench` record, each None when not measured (see bench.worker for how each is measured):
+`latency_ms` {median, p10, p90, p99, mean, std, min, max, n, ci95 [low, high] of the median, ci_method,
+ci_confidence, ci_coverage, ci_rel (largest half-width / median), target_met, stop_reason};
+`latency_samples_ms` (every timed call); `fps` (batch x 1000 / median ms); `params` (what runs at
+inference) and `params_total` (with training-only heads); `macs` (fvcore) and `macs_flop_counter`
+(torch.utils.flop_counter FLOPs / 2) with `macs_unsupported_ops`, `flop_counter_uncounted_ops`,
+`macs_coverage`, `macs_disagree`; `peak_mem_mb` + `peak_mem_method` and `memory` by method; `hardware`
+(CUDA clocks, temperature, power, throttling, energy); `roofline`; `agreement` (output against eager fp32);
+`compile_s`; `output_shape`; `calibration` (the fixed workload timed beside the cell); `wall_s`; `shard`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 2
-READABLE_SCHEMAS = (1, 2)
+from bench.conditions import AXIS_NAMES, EvalProtocol, Execution, SpeedCondition, dataset_key
+from bench.errors import UsageError
 
-KINDS = ("bench", "eval")
-
+SCHEMA_VERSION = 3
+READABLE_SCHEMAS = (1, 2, 3)
+KINDS = ("bench", "eval", "structure")
 # Why a cell produced no measurement. "ok" is the only status with numbers.
 STATUSES = ("ok", "error", "oom", "timeout", "crashed")
-
-# The axes that identify a bench cell beyond the model and input, with the value a schema-1 record had.
-CELL_AXES = {
-    "batch": 1,
-    "device": "cpu",
-    "precision": "fp32",
-    "backend": "eager",
-    "channels_last": False,
-    "cudnn_benchmark": None,
-    "tf32": None,
-    "compile_mode": None,
-}
-
-REQUIRED_FIELDS = {
-    "bench": (
-        "schema_version",
-        "model",
-        "group",
-        "input_hw",
-        "batch",
-        "device",
-        "precision",
-        "status",
-        "error",
-        "params",
-        "macs",
-        "latency_ms",
-        "fps",
-        "peak_mem_mb",
-        "env",
-    ),
-    "eval": (
-        "schema_version",
-        "kind",
-        "model",
-        "dataset",
-        "split",
-        "protocol",
-        "status",
-        "error",
-        "miou",
-        "env",
-    ),
-}
+STOP_REASONS = ("ci_target", "time_budget", "max_samples", "sweep_budget", "rounds")
 
 
-def upgrade(record: dict[str, Any]) -> dict[str, Any]:
-    """A record as schema 2 describes it: a schema-1 record gets kind "bench" and the default axes."""
-    if record.get("schema_version") == 1:
-        record = {"kind": "bench", **{k: v for k, v in CELL_AXES.items() if k not in record}, **record}
-    return record
+class RecordError(ValueError):
+    """A record that does not follow the schema; the message names the field."""
 
 
-def record_kind(record: dict[str, Any]) -> str:
-    return record.get("kind", "bench")
+# --------------------------------------------------------------------------------------------- checks
 
 
-def cell_key(record: dict[str, Any]) -> tuple:
-    """What identifies a cell within one results file (used by --resume and by comparisons)."""
-    if record_kind(record) == "eval":
-        return (
-            "eval",
-            record["model"],
-            record["dataset"],
-            record["split"],
-            record["protocol"],
-            (record.get("weights") or {}).get("source"),
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check(record: dict, name: str, ok, what: str, optional: bool = True) -> None:
+    """Raise RecordError unless `record[name]` is absent or null (when `optional`) or passes `ok`."""
+    value = record.get(name)
+    if value is None:
+        if not optional:
+            raise RecordError(f"field {name!r} is {'null' if name in record else 'missing'}; expected {what}")
+        return
+    if not ok(value):
+        raise RecordError(f"field {name!r} is {json.dumps(value)[:60]}; expected {what}")
+
+
+def _count(value) -> bool:
+    return _integer(value) and value >= 0
+
+
+def _positive(value) -> bool:
+    return _number(value) and value > 0
+
+
+def _non_negative(value) -> bool:
+    return _number(value) and value >= 0
+
+
+def _text(value) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def _object(value) -> bool:
+    return isinstance(value, dict)
+
+
+def _counts(value) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and _count(v) for k, v in value.items())
+
+
+def _shape(value) -> bool:
+    return isinstance(value, list) and all(_count(v) for v in value)
+
+
+def _samples(value) -> bool:
+    return isinstance(value, list) and all(_non_negative(v) for v in value)
+
+
+# ------------------------------------------------------------------------------------------- provenance
+
+
+@dataclass(frozen=True)
+class Env:
+    """Where and with what a record was made (bench.env.collect_env); `extra` holds the other keys."""
+
+    machine: str | None = None
+    timestamp: str = ""
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    torch: str | None = None
+    cpu: str | None = None
+    gpu: dict | None = None
+    calibration: dict | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def commit_label(self) -> str:
+        """'0123456789+dirty': the commit's first 10 hex digits, marked when the tree had changes."""
+        return (self.git_commit or "")[:10] + ("+dirty" if self.git_dirty else "")
+
+    @property
+    def gpu_name(self) -> str | None:
+        return self.gpu.get("name") if isinstance(self.gpu, dict) else None
+
+    @classmethod
+    def from_dict(cls, env: Any) -> Env:
+        if not isinstance(env, dict):
+            raise RecordError(f"field 'env' is {json.dumps(env)[:60]}; expected an object")
+        for name in ("machine", "timestamp", "git_commit", "torch", "cpu"):
+            _check(env, name, lambda v: isinstance(v, str), "text")
+        _check(env, "git_dirty", lambda v: isinstance(v, bool), "true or false")
+        for name in ("gpu", "calibration"):
+            _check(env, name, _object, "an object")
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        return cls(
+            **{k: env[k] for k in known if env.get(k) is not None},
+            extra={k: v for k, v in env.items() if k not in known},
         )
-    return (record["model"], tuple(record["input_hw"]), *(record.get(k, d) for k, d in CELL_AXES.items()))
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        return {**self.extra, **out}
 
 
-def check_record(record: Any) -> None:
-    """Raise ValueError naming what is wrong with a record read from disk."""
+@dataclass(frozen=True)
+class Latency:
+    """Summary of a cell's latency samples in ms (bench.measure.stats.summarize); `extra`: other keys."""
+
+    median: float
+    n: int
+    p10: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    ci95: tuple[float, float] | None = None
+    ci_rel: float | None = None
+    ci_confidence: float | None = None
+    ci_coverage: float | None = None
+    ci_method: str | None = None
+    target_met: bool | None = None
+    stop_reason: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, latency: dict) -> Latency:
+        _check(latency, "median", _positive, "a positive number of ms", optional=False)
+        _check(latency, "n", lambda v: _integer(v) and v >= 1, "a positive sample count", optional=False)
+        for name in ("p10", "p90", "p99", "mean", "std", "min", "max", "ci_rel"):
+            _check(latency, name, _non_negative, "a non-negative number")
+        for name in ("ci_confidence", "ci_coverage"):
+            _check(latency, name, lambda v: _number(v) and 0 <= v <= 1, "a fraction")
+        _check(latency, "ci95", lambda v: _interval(v), "[low, high] with low <= high")
+        _check(latency, "target_met", lambda v: isinstance(v, bool), "true or false")
+        _check(latency, "stop_reason", lambda v: v in STOP_REASONS, f"one of {', '.join(STOP_REASONS)}")
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        values = {k: latency[k] for k in known if latency.get(k) is not None}
+        if "ci95" in values:
+            values["ci95"] = tuple(values["ci95"])
+        return cls(**values, extra={k: v for k, v in latency.items() if k not in known})
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        out["ci95"] = list(self.ci95) if self.ci95 is not None else None
+        return {**self.extra, **out}
+
+
+def _interval(value) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(map(_non_negative, value))
+        and value[0] <= value[1]
+    )
+
+
+# ---------------------------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class Record:
+    """What every record has. `fields` keeps the record's other fields, each checked by the kind's
+    `_FIELD_CHECKS`, and is read through the typed properties of the subclasses."""
+
+    model: str
+    status: str
+    error: str | None
+    env: Env
+    fields: dict = field(default_factory=dict, repr=False)
+    schema_version: int = SCHEMA_VERSION
+
+    kind = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def machine(self) -> str | None:
+        return self.env.machine
+
+    @property
+    def timestamp(self) -> str:
+        return self.env.timestamp
+
+    def get(self, name: str, default=None):
+        """A field of the record that has no typed accessor (e.g. 'memory', 'hardware')."""
+        value = self.fields.get(name)
+        return default if value is None else value
+
+    def to_dict(self) -> dict:
+        return {
+            **self.fields,
+            "schema_version": self.schema_version,
+            "kind": self.kind,
+            "model": self.model,
+            "status": self.status,
+            "error": self.error,
+            "env": self.env.to_dict(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, allow_nan=False)
+
+
+_COMMON_CHECKS = {
+    "model": (_text, "a model name"),
+    "status": (lambda v: v in STATUSES, f"one of {', '.join(STATUSES)}"),
+    "error": (lambda v: isinstance(v, str), "text"),
+}
+
+
+@dataclass(frozen=True)
+class BenchRecord(Record):
+    """One sweep cell: a model under one `Execution`, measured on one machine."""
+
+    kind = "bench"
+    group: str = ""
+    execution: Execution = field(default_factory=lambda: Execution((1, 1)))
+    latency: Latency | None = None
+
+    # -------------------------------------------------------------------------------- typed accessors
+
+    @property
+    def key(self) -> tuple:
+        """What identifies a cell within one results file (--resume, merge, compare)."""
+        return (self.model, *self.execution.key)
+
+    def label(self) -> str:
+        return f"{self.model} {self.execution.label()}"
+
+    @property
+    def threads(self) -> int | None:
+        return (self.get("conditions") or {}).get("threads")
+
+    @property
+    def speed_condition(self) -> SpeedCondition:
+        cpu = self.execution.device == "cpu"
+        details = (self.get("conditions") or {}).get("backend_details") or {}
+        version = details.get("ort_version") if self.execution.backend == "onnxruntime" else self.env.torch
+        return SpeedCondition(
+            execution=self.execution,
+            machine=self.machine,
+            device_model=self.env.cpu if cpu else self.env.gpu_name,
+            backend_version=version,
+            threads=self.threads,
+        )
+
+    @property
+    def params(self) -> int | None:
+        return self.fields.get("params")
+
+    @property
+    def params_total(self) -> int | None:
+        return self.fields.get("params_total")
+
+    @property
+    def macs(self) -> int | None:
+        return self.fields.get("macs")
+
+    @property
+    def fps(self) -> float | None:
+        return self.fields.get("fps")
+
+    @property
+    def peak_mem_mb(self) -> float | None:
+        return self.fields.get("peak_mem_mb")
+
+    @property
+    def samples(self) -> list[float]:
+        return self.fields.get("latency_samples_ms") or []
+
+    def to_dict(self) -> dict:
+        return {
+            **super().to_dict(),
+            "group": self.group,
+            **self.execution.to_fields(),
+            "latency_ms": self.latency.to_dict() if self.latency else None,
+        }
+
+
+_BENCH_CHECKS = {
+    "group": (_text, "a group name"),
+    "params": (_count, "a parameter count"),
+    "params_total": (_count, "a parameter count"),
+    "macs": (_count, "a count of multiply-adds"),
+    "macs_flop_counter": (_count, "a count of multiply-adds"),
+    "macs_unsupported_ops": (_counts, "{op: count}"),
+    "flop_counter_uncounted_ops": (_counts, "{op: count}"),
+    "macs_coverage": (_object, "an object"),
+    "macs_disagree": (lambda v: isinstance(v, bool), "true or false"),
+    "latency_ms": (_object, "an object"),
+    "latency_samples_ms": (_samples, "a list of non-negative ms"),
+    "fps": (_positive, "a positive number"),
+    "peak_mem_mb": (_number, "a number of MB"),
+    "peak_mem_method": (lambda v: isinstance(v, str), "text"),
+    "memory": (_object, "an object"),
+    "hardware": (_object, "an object"),
+    "roofline": (_object, "an object"),
+    "agreement": (_object, "an object"),
+    "compile_s": (_non_negative, "seconds"),
+    "output_shape": (_shape, "a list of sizes"),
+    "calibration": (_object, "an object"),
+    "conditions": (_object, "an object"),
+    "wall_s": (_non_negative, "seconds"),
+    "shard": (lambda v: isinstance(v, str), "text like 1/2"),
+}
+
+
+@dataclass(frozen=True)
+class EvalRecord(Record):
+    """One accuracy evaluation of a model on a dataset split."""
+
+    kind = "eval"
+    dataset: str = ""
+    split: str = ""
+    protocol: EvalProtocol = field(default_factory=EvalProtocol)
+
+    @property
+    def key(self) -> tuple:
+        return ("eval", self.model, self.dataset, self.split, self.protocol.label(), self.weights_source)
+
+    def label(self) -> str:
+        return f"{self.model} {self.dataset}/{self.split} {self.protocol.label()}"
+
+    @property
+    def weights(self) -> dict:
+        weights = self.fields.get("weights")
+        return weights if isinstance(weights, dict) else {"source": weights}
+
+    @property
+    def weights_source(self) -> str | None:
+        return self.weights.get("source")
+
+    @property
+    def miou(self) -> float | None:
+        return self.fields.get("miou")
+
+    @property
+    def dataset_key(self) -> str:
+        return dataset_key(self.dataset)
+
+    def to_dict(self) -> dict:
+        return {
+            **super().to_dict(),
+            "dataset": self.dataset,
+            "split": self.split,
+            "protocol": self.protocol.label(),
+            "protocol_spec": self.protocol.to_dict(),
+        }
+
+
+def _percent(value) -> bool:
+    return _number(value) and 0 <= value <= 100
+
+
+_EVAL_CHECKS = {
+    "dataset": (_text, "a dataset name"),
+    "split": (_text, "a split name"),
+    "protocol": (_text, "a protocol label"),
+    "protocol_spec": (_object, "an object"),
+    "miou": (_percent, "a percentage"),
+    "acc": (_percent, "a percentage"),
+    "macc": (_percent, "a percentage"),
+    "per_class_iou": (lambda v: isinstance(v, dict) and all(map(_percent, v.values())), "{class: percent}"),
+    "person_iou": (_percent, "a percentage"),
+    "weights": (lambda v: isinstance(v, (dict, str)), "an object"),
+    "n_images": (_count, "a count of images"),
+    "pixels": (_count, "a count of pixels"),
+    "cost": (_object, "an object"),
+    "conventions": (_object, "an object"),
+    "preprocess": (_object, "an object"),
+}
+
+
+@dataclass(frozen=True)
+class StructureRecord(Record):
+    """A model's structure at one input size and batch: params, MACs by both counters, output shape.
+    Depends on the model's code (its `digest`) and the counters' versions, never on timing."""
+
+    kind = "structure"
+    input_hw: tuple[int, int] = (1, 1)
+    batch: int = 1
+    digest: str = ""
+
+    @property
+    def key(self) -> tuple:
+        return ("structure", self.model, self.digest, tuple(self.input_hw), self.batch)
+
+    def label(self) -> str:
+        return f"{self.model} {self.input_hw[0]}x{self.input_hw[1]} b{self.batch} (structure {self.digest})"
+
+    @property
+    def macs(self) -> int | None:
+        return self.fields.get("macs")
+
+    def to_dict(self) -> dict:
+        return {
+            **super().to_dict(),
+            "input_hw": list(self.input_hw),
+            "batch": self.batch,
+            "digest": self.digest,
+        }
+
+
+_STRUCTURE_CHECKS = {
+    "digest": (_text, "a structure digest"),
+    **{k: _BENCH_CHECKS[k] for k in ("params", "params_total", "macs", "macs_flop_counter")},
+    **{k: _BENCH_CHECKS[k] for k in ("macs_unsupported_ops", "flop_counter_uncounted_ops", "output_shape")},
+    "macs_coverage": (_object, "an object"),
+    "macs_disagree": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+_KIND_CHECKS = {"bench": _BENCH_CHECKS, "eval": _EVAL_CHECKS, "structure": _STRUCTURE_CHECKS}
+
+
+# ------------------------------------------------------------------------------------------- reading
+
+
+def migrate(record: dict) -> dict:
+    """A record of an older schema as the current one describes it (its values unchanged)."""
+    version = record.get("schema_version")
+    if version == 1:
+        record = {"kind": "bench", **record}
+    if record.get("kind") == "eval" and "protocol_spec" not in record and record.get("protocol") == "whole":
+        record = {**record, "protocol_spec": {"name": "whole", "params": {}}}
+    return record  # missing axes take their defaults in Execution.from_fields
+
+
+def from_dict(record: Any) -> Record:
+    """A typed record from a JSON object read from disk; RecordError names what is wrong."""
     if not isinstance(record, dict):
-        raise ValueError("record is not a JSON object")
+        raise RecordError("not a JSON object")
     if record.get("schema_version") not in READABLE_SCHEMAS:
-        raise ValueError(f"schema_version {record.get('schema_version')!r} is not one of {READABLE_SCHEMAS}")
-    kind = record_kind(record)
+        raise RecordError(f"schema_version {record.get('schema_version')!r} is not one of {READABLE_SCHEMAS}")
+    record = migrate(record)
+    kind = record.get("kind", "bench")
     if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}")
-    missing = [f for f in REQUIRED_FIELDS[kind] if f not in record]
-    if missing:
-        raise ValueError(f"record lacks {', '.join(missing)}")
-    if record["status"] not in STATUSES:
-        raise ValueError(f"unknown status {record['status']!r}")
+        raise RecordError(f"unknown kind {kind!r} (one of {', '.join(KINDS)})")
+    for name, (ok, what) in _COMMON_CHECKS.items():
+        _check(record, name, ok, what, optional=name == "error")
+    if "error" not in record:
+        raise RecordError("field 'error' is missing")
+    for name, (ok, what) in _KIND_CHECKS[kind].items():
+        _check(
+            record, name, ok, what, optional=name not in ("group", "dataset", "split", "protocol", "digest")
+        )
+    common = {
+        "model": record["model"],
+        "status": record["status"],
+        "error": record["error"],
+        "env": Env.from_dict(record.get("env")),
+        "schema_version": SCHEMA_VERSION,
+    }
+    if kind == "bench":
+        return _bench(record, common)
+    if kind == "eval":
+        return _eval(record, common)
+    return _structure(record, common)
+
+
+_OWN = {"schema_version", "kind", "model", "status", "error", "env"}
+
+
+def _execution(record: dict) -> Execution:
+    _check(record, "input_hw", lambda v: _shape(v) and len(v) == 2 and min(v) >= 1, "[height, width]", False)
+    _check(record, "batch", lambda v: _integer(v) and v >= 1, "a positive batch size")
+    try:
+        return Execution.from_fields(record).validate()
+    except UsageError as exc:  # an axis value this version does not know, or an impossible combination
+        raise RecordError(f"cell: {exc}") from None
+
+
+def _bench(record: dict, common: dict) -> BenchRecord:
+    execution = _execution(record)
+    latency = record.get("latency_ms")
+    rest = {
+        k: v for k, v in record.items() if k not in _OWN | {"group", "input_hw", "latency_ms", *AXIS_NAMES}
+    }
+    return BenchRecord(
+        **common,
+        group=record["group"],
+        execution=execution,
+        latency=Latency.from_dict(latency) if latency else None,
+        fields=rest,
+    )
+
+
+def _eval(record: dict, common: dict) -> EvalRecord:
+    spec = record.get("protocol_spec") or {}
+    try:
+        protocol = EvalProtocol.from_dict(spec).validate()
+    except (KeyError, TypeError, ValueError, UsageError) as exc:
+        raise RecordError(f"field 'protocol_spec' is malformed ({type(exc).__name__}: {exc})") from None
+    rest = {
+        k: v for k, v in record.items() if k not in _OWN | {"dataset", "split", "protocol", "protocol_spec"}
+    }
+    return EvalRecord(
+        **common, dataset=record["dataset"], split=record["split"], protocol=protocol, fields=rest
+    )
+
+
+def _structure(record: dict, common: dict) -> StructureRecord:
+    execution = _execution(record)
+    rest = {k: v for k, v in record.items() if k not in _OWN | {"input_hw", "batch", "digest"}}
+    return StructureRecord(
+        **common, input_hw=execution.input_hw, batch=execution.batch, digest=record["digest"], fields=rest
+    )
+
+
+def parse_line(line: str) -> Record:
+    """One line of a results file as a record; NaN and Infinity are not JSON numbers and are refused."""
+    try:
+        obj = json.loads(line, parse_constant=_refuse_constant)
+    except ValueError as exc:
+        raise RecordError(str(exc)) from None
+    return from_dict(obj)
+
+
+def _refuse_constant(name: str):
+    raise RecordError(f"{name} is not a number a record may hold")
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def latest_per_cell(records: list[Record]) -> list[Record]:
+    """The newest record of each cell on each machine (older ones are history), in first-seen order."""
+    latest: dict[tuple, Record] = {}
+    for record in records:
+        key = (record.machine, *record.key)
+        if key not in latest or record.timestamp >= latest[key].timestamp:
+            latest[key] = record
+    return list(latest.values())
+
+
+def of_kind(records: list[Record], kind: type[Record]) -> list:
+    return [r for r in records if isinstance(r, kind)]

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 import zoo
 from bench.measure.latency import TimingPolicy
-from bench.records import SCHEMA_VERSION, cell_key
+from bench.records import BenchRecord, Env, Latency
 from bench.spec import Cell
 from bench.store import append_record, read_records
 
@@ -101,39 +101,41 @@ def calibrate(device: str, precisions: tuple[str, ...], threads: int | None, tim
     return outcome.fields if outcome.status == "ok" else {"error": f"{outcome.status}: {outcome.error}"}
 
 
-def make_record(cell: Cell, outcome: Outcome, env: dict, wall_s: float, shard: str | None = None) -> dict:
-    fields = {"params": None, "macs": None, "latency_ms": None, "fps": None, "peak_mem_mb": None}
+def make_record(
+    cell: Cell, outcome: Outcome, env: dict, wall_s: float, shard: str | None = None
+) -> BenchRecord:
+    fields = {"params": None, "macs": None, "latency_samples_ms": None, "fps": None, "peak_mem_mb": None}
     fields.update(outcome.fields)
+    latency = fields.pop("latency_ms", None)
     if outcome.status == "ok":
-        fields["roofline"] = roofline_of(fields, cell, env.get("calibration") or {})
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "bench",
-        **cell.as_record_fields(),
-        "group": zoo.get_card(cell.model).group,
-        "status": outcome.status,
-        "error": outcome.error,
-        **fields,
-        "wall_s": round(wall_s, 3),
-        "shard": shard,
-        "env": env,
-    }
+        fields["roofline"] = roofline_of(fields, latency, cell, env.get("calibration") or {})
+    return BenchRecord(
+        model=cell.model,
+        status=outcome.status,
+        error=outcome.error,
+        env=Env.from_dict(env),
+        group=zoo.get_card(cell.model).group,
+        execution=cell.execution,
+        latency=Latency.from_dict(latency) if latency else None,
+        fields={**fields, "wall_s": round(wall_s, 3), "shard": shard},
+    )
 
 
-def roofline_of(fields: dict, cell: Cell, calibration: dict) -> dict | None:
+def roofline_of(fields: dict, latency: dict | None, cell: Cell, calibration: dict) -> dict | None:
     """Achieved TFLOP/s of the cell against this run's measured peak for its precision (None without one)."""
     from bench.measure.roofline import roofline
 
     peaks = calibration.get("peaks")
-    if not peaks or fields.get("macs") is None or not fields.get("latency_ms"):
+    if not peaks or fields.get("macs") is None or not latency:
         return None
+    execution = cell.execution
     return roofline(
         fields["macs"],
-        fields["latency_ms"]["median"],
-        cell.batch,
+        latency["median"],
+        execution.batch,
         peaks,
-        cell.precision,
-        tf32=bool(cell.tf32),
+        execution.precision,
+        tf32=bool(execution.tf32),
     )
 
 
@@ -152,7 +154,7 @@ def run_sweep(
     """Measure every cell (with `resume`, those not yet in `out`), appending one record per cell.
 
     Returns the count of each status, plus `skipped` (already recorded)."""
-    done = {cell_key(r) for r in read_records(out)} if resume and out.exists() else set()
+    done = {r.key for r in read_records(out)} if resume and out.exists() else set()
     todo = [c for c in cells if c.key not in done]
     counts: Counter = Counter(skipped=len(cells) - len(todo))
     with tqdm(todo, unit="cell", disable=not progress, dynamic_ncols=True) as bar:

@@ -1,87 +1,41 @@
-"""What a sweep runs: cells (model x resolution x batch x device x precision x execution conditions),
-profiles, timing policies, and shards.
+"""What a sweep runs: cells (a model under one `Execution`), profiles, timing policies, and shards.
 
 The only configuration is this run spec; profiles are named, embedded defaults that the command line can
-narrow or override axis by axis.
+narrow or override axis by axis. The axes themselves (their values, checks, labels) are bench.conditions'.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from itertools import product
 
 import zoo
+from bench.conditions import AXES, DEVICES, REFERENCE_MODEL, Execution
 from bench.errors import UsageError
 from bench.measure.latency import TimingPolicy
-from bench.records import cell_key
 
-DEVICES = ("cpu", "cuda")
-PRECISIONS = ("fp32", "fp16", "bf16")
-BACKENDS = ("eager", "compile", "cuda_graph", "onnxruntime")
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
-CARD_PRECISION = "card"  # an Axes precision resolved per model: the one its paper's speed claim used
+# An axis value resolved per model: the precision its paper's speed claim was measured in.
+CARD_PRECISION = "card"
+
+# Values for some axes of `Execution` (axis name -> values to cross); an axis not named keeps its default.
+Axes = dict[str, tuple]
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One measurement: a model at one input size, batch, device, precision and execution condition.
-
-    `cudnn_benchmark` and `tf32` are CUDA settings (None on the CPU); `compile_mode` goes with the compile
-    backend only.
-    """
+    """One measurement: a model under one execution (input size, batch, device, precision, backend...)."""
 
     model: str
-    input_hw: tuple[int, int]
-    device: str = "cpu"
-    precision: str = "fp32"
-    batch: int = 1
-    backend: str = "eager"
-    channels_last: bool = False
-    cudnn_benchmark: bool | None = None
-    tf32: bool | None = None
-    compile_mode: str | None = None
+    execution: Execution
 
     @property
     def key(self) -> tuple:
-        """The same key as its record's (`bench.records.cell_key`), which --resume matches on."""
-        return cell_key(self.as_record_fields())
-
-    @property
-    def is_reference(self) -> bool:
-        """Eager fp32 in the default layout: what every other condition's output is checked against."""
-        return (
-            self.backend == "eager" and self.precision == "fp32" and not self.channels_last and not self.tf32
-        )
-
-    def as_record_fields(self) -> dict:
-        fields = asdict(self)
-        fields["input_hw"] = list(self.input_hw)
-        return fields
+        """The same key as its record's (`bench.records.BenchRecord.key`), which --resume matches on."""
+        return (self.model, *self.execution.key)
 
     def __str__(self) -> str:
-        h, w = self.input_hw
-        extras = [self.backend if self.backend != "eager" else ""]
-        extras += ["cl" if self.channels_last else "", self.compile_mode or ""]
-        extras += [f"cudnn.benchmark={self.cudnn_benchmark}" if self.cudnn_benchmark is not None else ""]
-        extras += [f"tf32={self.tf32}" if self.tf32 is not None else ""]
-        tail = " ".join(e for e in extras if e)
-        return f"{self.model} {h}x{w} b{self.batch} {self.device}/{self.precision}" + (
-            f" {tail}" if tail else ""
-        )
-
-
-@dataclass(frozen=True)
-class Axes:
-    """The condition axes a sweep crosses with every (model, resolution)."""
-
-    precisions: tuple[str, ...] = ("fp32",)
-    batches: tuple[int, ...] = (1,)
-    backends: tuple[str, ...] = ("eager",)
-    channels_last: tuple[bool, ...] = (False,)
-    cudnn_benchmark: tuple[bool | None, ...] = (None,)
-    tf32: tuple[bool | None, ...] = (None,)
-    compile_mode: str | None = None
+        return f"{self.model} {self.execution.label()}"
 
 
 @dataclass(frozen=True)
@@ -94,10 +48,11 @@ class Profile:
     resolutions: dict[str, tuple[tuple[int, int], ...]] | None
     timing: TimingPolicy
     timeout_s: float
-    axes: dict[str, Axes] = field(default_factory=lambda: {"cpu": Axes(), "cuda": Axes()})
+    axes: dict[str, Axes] = field(default_factory=lambda: {"cpu": {}, "cuda": {}})
 
 
-_CUDA_DEFAULT = Axes(cudnn_benchmark=(False,), tf32=(False,))
+# CUDA sweeps state cuDNN autotuning and TF32 rather than inherit torch's defaults.
+_CUDA_DEFAULT: Axes = {"cudnn_benchmark": (False,), "tf32": (False,)}
 
 PROFILES = {
     "quick": Profile(
@@ -114,7 +69,7 @@ PROFILES = {
             warmup_iters=1, warmup_s=0.3, warmup_max_s=1.5, min_samples=5, min_time_s=0.5, max_time_s=3.0
         ),
         timeout_s=300.0,
-        axes={"cpu": Axes(), "cuda": _CUDA_DEFAULT},
+        axes={"cpu": {}, "cuda": _CUDA_DEFAULT},
     ),
     "paper": Profile(
         name="paper",
@@ -122,7 +77,7 @@ PROFILES = {
         resolutions=None,
         timing=TimingPolicy(),
         timeout_s=900.0,
-        axes={"cpu": Axes(), "cuda": replace(_CUDA_DEFAULT, precisions=(CARD_PRECISION,))},
+        axes={"cpu": {}, "cuda": {**_CUDA_DEFAULT, "precision": (CARD_PRECISION,)}},
     ),
     "full": Profile(
         name="full",
@@ -136,31 +91,16 @@ PROFILES = {
         timing=TimingPolicy(),
         timeout_s=900.0,
         axes={
-            "cpu": Axes(),
-            "cuda": Axes(precisions=("fp32", "fp16"), batches=(1, 8), cudnn_benchmark=(True,), tf32=(False,)),
+            "cpu": {},
+            "cuda": {
+                "precision": ("fp32", "fp16"),
+                "batch": (1, 8),
+                "cudnn_benchmark": (True,),
+                "tf32": (False,),
+            },
         },
     ),
 }
-
-
-_RESOLUTION = re.compile(r"^(\d+)x(\d+)$")
-
-
-def parse_resolution(text: str) -> tuple[int, int]:
-    """'512x1024' -> (512, 1024): height x width, as in the records' `input_hw`."""
-    match = _RESOLUTION.match(text.strip())
-    if not match or min(int(match[1]), int(match[2])) < 1:
-        raise UsageError(
-            f"malformed resolution {text!r}: expected HEIGHTxWIDTH with positive integers, e.g. 512x1024"
-        )
-    return int(match[1]), int(match[2])
-
-
-def parse_resolutions(text: str) -> tuple[tuple[int, int], ...]:
-    parts = [part for part in text.split(",") if part.strip()]
-    if not parts:
-        raise UsageError(f"malformed resolution list {text!r}: expected e.g. 360x480,512x1024")
-    return tuple(parse_resolution(part) for part in parts)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -171,26 +111,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def parse_switch(text: str, option: str) -> tuple[bool, ...]:
-    """'on,off' -> (True, False) for on/off axes such as --channels-last."""
-    values = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False}
-    parts = [p.strip().lower() for p in text.split(",") if p.strip()]
-    bad = [p for p in parts if p not in values]
-    if bad or not parts:
-        raise UsageError(f"malformed {option} {text!r}: expected on, off or on,off")
-    return tuple(dict.fromkeys(values[p] for p in parts))
-
-
-def parse_batches(text: str) -> tuple[int, ...]:
-    try:
-        batches = tuple(int(p) for p in text.split(",") if p.strip())
-    except ValueError:
-        batches = ()
-    if not batches or min(batches) < 1:
-        raise UsageError(f"malformed batch {text!r}: expected positive integers, e.g. 1 or 1,8")
-    return batches
-
-
 def check_models(names: list[str]) -> list[str]:
     known = set(zoo.list_models())
     for name in names:
@@ -199,37 +119,10 @@ def check_models(names: list[str]) -> list[str]:
     return names
 
 
-def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
-    if value not in choices:
-        raise UsageError(f"unknown {what} {value!r}: expected one of {', '.join(choices)}")
-    return value
-
-
 def check_device(device: str) -> str:
-    return check_choice(device, DEVICES, "device")
-
-
-def check_precision(precision: str) -> str:
-    return check_choice(precision, PRECISIONS, "precision")
-
-
-def check_axes(device: str, axes: Axes) -> Axes:
-    """Refuse combinations that cannot run, before anything is measured."""
-    for p in axes.precisions:
-        if p != CARD_PRECISION:
-            check_precision(p)
-    for b in axes.backends:
-        check_choice(b, BACKENDS, "backend")
-    if axes.compile_mode is not None:
-        check_choice(axes.compile_mode, COMPILE_MODES, "compile mode")
-    if device == "cpu":
-        if "cuda_graph" in axes.backends:
-            raise UsageError("backend cuda_graph needs --device cuda")
-        if any(v is not None for v in axes.cudnn_benchmark + axes.tf32):
-            raise UsageError("--cudnn-benchmark and --tf32 are CUDA settings; they need --device cuda")
-    if device == "cuda" and "onnxruntime" in axes.backends:
-        raise UsageError("backend onnxruntime runs on the CPU only (--device cpu)")
-    return axes
+    if device not in DEVICES:
+        raise UsageError(f"unknown device {device!r}: expected one of {', '.join(DEVICES)}")
+    return device
 
 
 def paper_precision(name: str) -> str:
@@ -240,15 +133,9 @@ def paper_precision(name: str) -> str:
     return "fp32"
 
 
-# Speeds from different machines are compared through this model, measured on the same machine under the
-# same conditions: "0.5x bisenetv2" means half as fast as bisenetv2 there. Chosen because it is real-time
-# (so cheap to time anywhere) and its card carries a GPU FPS claim to normalise papers' speeds by.
-REFERENCE_MODEL = "bisenetv2"
-
-
 def with_reference(cells: list[Cell]) -> list[Cell]:
-    """`cells` plus REFERENCE_MODEL at every input and condition they time that it is not timed at (appended
-    in first-use order), so each model's speed can be read relative to it on the same machine."""
+    """`cells` plus REFERENCE_MODEL under every execution they time that it is not timed under (appended in
+    first-use order), so each model's speed can be read relative to it on the same machine."""
     keys = {c.key for c in cells}
     extra = []
     for cell in cells:
@@ -259,6 +146,39 @@ def with_reference(cells: list[Cell]) -> list[Cell]:
     return cells + extra
 
 
+def executions(model: str, sizes, device: str, axes: Axes) -> list[Execution]:
+    """Every execution of `model` at `sizes` crossed with `axes` (validated), in axis order, without
+    combinations that do not apply: a compile mode goes with the compile backend only (default "default"),
+    and ONNX Runtime runs the exported fp32 graph in its own layout."""
+    values = []
+    for axis in AXES:
+        chosen = axes.get(axis.name, (axis.default,))
+        if axis.name == "device":
+            chosen = (device,)
+        elif axis.name == "precision":
+            chosen = tuple(
+                dict.fromkeys(paper_precision(model) if p == CARD_PRECISION else p for p in chosen)
+            )
+        values.append(chosen)
+    out: dict[tuple, Execution] = {}
+    for hw in sizes:
+        for combo in product(*values):
+            fields = dict(zip((a.name for a in AXES), combo, strict=True))
+            if fields["backend"] == "compile":
+                fields["compile_mode"] = fields["compile_mode"] or "default"
+            elif fields["compile_mode"] is not None:
+                if "compile" not in axes.get("backend", ()):
+                    raise UsageError("--compile-mode needs --backend compile")
+                fields["compile_mode"] = None
+            if fields["backend"] == "onnxruntime" and (
+                fields["precision"] != "fp32" or fields["channels_last"]
+            ):
+                continue
+            execution = Execution(input_hw=tuple(hw), **fields).validate()
+            out.setdefault(execution.key, execution)
+    return list(out.values())
+
+
 def build_cells(
     profile: Profile,
     models: list[str] | None = None,
@@ -267,10 +187,10 @@ def build_cells(
     axes: Axes | None = None,
 ) -> list[Cell]:
     """The sweep's cells in run order: model by model, each at the profile's (or the given) resolutions,
-    crossed with the condition axes (the profile's for this device unless `axes` is given). A sweep of the
-    whole zoo (no `models`) also times REFERENCE_MODEL wherever it times anything (`with_reference`)."""
+    crossed with the condition axes (the profile's for this device, overridden axis by axis by `axes`). A
+    sweep of the whole zoo (no `models`) also times REFERENCE_MODEL wherever it times anything."""
     names = check_models(models) if models else zoo.list_models()
-    axes = check_axes(device, axes or profile.axes[device])
+    axes = {**profile.axes[check_device(device)], **(axes or {})}
     cells = []
     for name in names:
         card = zoo.get_card(name)
@@ -280,22 +200,7 @@ def build_cells(
             sizes = (tuple(card.input_hw),)
         else:
             sizes = profile.resolutions[card.group]
-        precisions = tuple(
-            dict.fromkeys(paper_precision(name) if p == CARD_PRECISION else p for p in axes.precisions)
-        )
-        for hw, batch, precision, backend, cl, cudnn, tf32 in product(
-            sizes,
-            axes.batches,
-            precisions,
-            axes.backends,
-            axes.channels_last,
-            axes.cudnn_benchmark,
-            axes.tf32,
-        ):
-            if backend == "onnxruntime" and (precision != "fp32" or cl):
-                continue  # the ONNX Runtime CPU path runs the exported fp32 graph in its own layout
-            mode = (axes.compile_mode or "default") if backend == "compile" else None
-            cells.append(Cell(name, tuple(hw), device, precision, batch, backend, cl, cudnn, tf32, mode))
+        cells += [Cell(name, execution) for execution in executions(name, sizes, device, axes)]
     return cells if models else with_reference(cells)
 
 
@@ -306,8 +211,3 @@ def shard_cells(cells: list[Cell], shard: tuple[int, int] | None) -> list[Cell]:
         return cells
     i, n = shard
     return cells[i - 1 :: n]
-
-
-def with_axes(base: Axes, **overrides) -> Axes:
-    """`base` with the axes the command line gave (None = keep the profile's)."""
-    return replace(base, **{k: v for k, v in overrides.items() if v is not None})

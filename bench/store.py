@@ -1,75 +1,242 @@
-"""Results files: JSON Lines, one record per line, appended crash-safely.
+"""The results store: the layout of `results/`, the one atomic write, and the records' files.
 
-Each record is written as one whole line and fsync'ed, so a crash can at worst leave a torn last line; the
-reader skips it, and the next append first cuts it off so that it cannot corrupt the following record.
+Layout (`Layout(root)`; every name built from a results field goes through `safe_name`):
+
+    results/<machine>/<UTC time>-<profile>-<device>[-shardIofN].jsonl   sweeps (bench records)
+    results/eval/<machine>/<UTC time>-eval-<suite>.jsonl                evaluations (eval records)
+    results/structure/<model>.jsonl                                     structure records (params, MACs)
+    results/baselines/structure.json                                    structural baseline (any machine)
+    results/baselines/<machine>/benchmarks.json                         latency baseline (that machine)
+    results/selfcheck/<machine>/<check>.json                            self-checks of the harness
+    results/trained/<model>_<dataset>.pt (+ .pt.json sidecar, .pt.log)  checkpoints trained here
+
+Records files are JSON Lines, one record per line, appended as whole fsync'ed lines under an exclusive lock
+(two runs never write one file). A crash can at worst leave a torn last line: the reader skips a last line
+that does not parse, and the next append cuts it off. A last line that parses but lacks its newline (a file
+concatenated, or a disk that filled exactly there) is a complete record: the next append first ends it.
+Every other file is written whole or not at all (`write_atomic`: temp file in the same folder + rename).
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import hashlib
 import json
 import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bench.errors import UsageError
-from bench.records import cell_key, check_record, upgrade
+from bench.records import Record, RecordError, parse_line
+
+DEFAULT_ROOT = Path("results")
+MAX_NAME = 80  # characters of a file name taken from a results field, before its hash suffix
 
 
-def _cut_torn_tail(path: Path) -> None:
-    """Truncate a file whose last line lacks its newline (a write cut mid-line) back to its last newline."""
-    with open(path, "rb+") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size == 0:
-            return
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return
-        chunk = 1 << 16
-        pos = size
-        while pos > 0:
-            start = max(0, pos - chunk)
-            f.seek(start)
-            i = f.read(pos - start).rfind(b"\n")
-            if i >= 0:
-                f.truncate(start + i + 1)
-                return
-            pos = start
-        f.truncate(0)
+def safe_name(text: str, limit: int = MAX_NAME) -> str:
+    """A file-name-safe, bounded, unique form of `text` (a model or machine name from a results field):
+    the text itself where it is short and safe, else a sanitised prefix plus a hash of the whole text."""
+    text = str(text)
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", text).strip(".")
+    if safe == text and 0 < len(text) <= limit:
+        return text
+    return f"{safe[:limit] or 'x'}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
-def append_record(path: Path, record: dict[str, Any]) -> None:
-    """Append one record as one line, durably."""
+def utc_stamp(when: dt.datetime | None = None) -> str:
+    return f"{when or dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each kind of result lives under one results folder."""
+
+    root: Path = DEFAULT_ROOT
+
+    def sweep(self, machine: str, profile: str, device: str, shard: tuple[int, int] | None = None) -> Path:
+        tag = f"-shard{shard[0]}of{shard[1]}" if shard else ""
+        name = f"{utc_stamp()}-{safe_name(profile)}-{safe_name(device)}{tag}.jsonl"
+        return self.root / safe_name(machine) / name
+
+    def evals(self, machine: str, suite: str = "eval") -> Path:
+        return self.root / "eval" / safe_name(machine) / f"{utc_stamp()}-eval-{safe_name(suite)}.jsonl"
+
+    def structure(self, model: str) -> Path:
+        return self.root / "structure" / f"{safe_name(model)}.jsonl"
+
+    def baselines(self, machine: str) -> Path:
+        return self.root / "baselines" / safe_name(machine)
+
+    def structure_baseline(self) -> Path:
+        return self.root / "baselines" / "structure.json"
+
+    def selfcheck(self, machine: str, check: str) -> Path:
+        return self.root / "selfcheck" / safe_name(machine) / f"{safe_name(check)}.json"
+
+    def trained(self, model: str, dataset: str) -> Path:
+        return self.root / "trained" / f"{safe_name(model)}_{safe_name(dataset)}.pt"
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+
+def check_writable(folder: Path) -> None:
+    """UsageError (one line) unless files can be created in `folder` (made if missing)."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".segbench-write-check-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+
+
+def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> None:
+    """Write `data` to `path` whole or not at all: a temporary file in the same folder, fsync'ed, then
+    renamed over `path`. A failure (full disk, read-only folder) leaves `path` as it was and no temp file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record, sort_keys=True, allow_nan=False) + "\n"
-    if path.exists():
-        _cut_torn_tail(path)
-    with open(path, "a", encoding="utf-8") as f:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:100]}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)  # a file to share, not mkstemp's private 0600
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, document: dict) -> None:
+    write_atomic(path, json.dumps(document, indent=1, sort_keys=True, allow_nan=False) + "\n")
+
+
+def save_checkpoint(state: dict, path: Path) -> Path:
+    """Write a state_dict (tensors) as a checkpoint, atomically: safetensors for a .safetensors name,
+    torch.save otherwise (read back with `torch.load(weights_only=True)`, zoo.weights.read_state_dict)."""
+    import io
+
+    import torch
+
+    path = Path(path)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    if path.suffix == ".safetensors":
+        try:
+            import safetensors.torch
+        except ImportError:
+            raise UsageError(
+                "writing .safetensors needs the safetensors package (pip install safetensors)"
+            ) from None
+        data = safetensors.torch.save(tensors)
+    else:
+        buffer = io.BytesIO()
+        torch.save(tensors, buffer)
+        data = buffer.getvalue()
+    write_atomic(path, data)
+    return path
+
+
+def save_torch(obj, path: Path) -> None:
+    """torch.save `obj` (e.g. a resume state of tensors and plain values) to `path`, atomically."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomic(path, buffer.getvalue())
+
+
+def _end_last_line(f) -> None:
+    """Make the file end at a record boundary before appending: a last line without its newline is ended
+    when it is a complete record, and cut off when it is torn (does not parse)."""
+    size = f.seek(0, os.SEEK_END)
+    if size == 0:
+        return
+    f.seek(size - 1)
+    if f.read(1) == b"\n":
+        return
+    chunk, pos, start_of_line = 1 << 16, size, 0
+    while pos > 0:
+        start = max(0, pos - chunk)
+        f.seek(start)
+        i = f.read(pos - start).rfind(b"\n")
+        if i >= 0:
+            start_of_line = start + i + 1
+            break
+        pos = start
+    f.seek(start_of_line)
+    try:
+        parse_line(f.read(size - start_of_line).decode("utf-8"))
+    except (RecordError, UnicodeDecodeError):
+        f.truncate(start_of_line)
+        return
+    f.seek(0, os.SEEK_END)
+    f.write(b"\n")
+
+
+def append_record(path: Path, record: Record) -> None:
+    """Append one record as one line, durably."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = (record.to_json() + "\n").encode("utf-8")
+    with open(path, "ab+") as f:
+        _end_last_line(f)
+        f.seek(0, os.SEEK_END)
         f.write(line)
         f.flush()
         os.fsync(f.fileno())
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """All records of a results file. A torn last line is skipped; any other bad line is an error."""
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on results file `path` (created if missing) for a run's duration; a second
+    writer gets a one-line UsageError instead of measuring every cell beside the first."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise UsageError(f"{path} is being written by another segbench run") from None
+            raise
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def read_records(path: Path) -> list[Record]:
+    """All records of a results file. A torn last line (one that does not parse) is skipped; any other bad
+    line is a UsageError naming the file, the line and what is wrong."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise UsageError(f"cannot read results file {path}: {reason}") from None
     lines = text.split("\n")
-    torn_tail = not text.endswith("\n")
     records = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-            check_record(record)
-        except ValueError as exc:
-            if torn_tail and number == len(lines):
+            records.append(parse_line(line))
+        except RecordError as exc:
+            if number == len(lines) and not text.endswith("\n"):
                 break  # the last write was interrupted: that cell was never completed
-            raise UsageError(f"{path}:{number}: not a SegBench record ({exc})") from None
-        records.append(upgrade(record))
+            raise UsageError(f"{path}:{number}: not a SegBench record: {exc}") from None
     return records
 
 
@@ -84,12 +251,13 @@ def _foreign(path: Path) -> bool:
     return isinstance(obj, dict) and "schema_version" not in obj
 
 
-def results_files(inputs: list[Path]) -> tuple[list[Path], list[Path]]:
+def results_files(inputs: Iterable[Path]) -> tuple[list[Path], list[Path]]:
     """(results files, skipped files) named by `inputs`: a file must be a results file as given; a folder is
     searched for *.jsonl, skipping those that are another tool's log (a training log, say)."""
     files: list[Path] = []
     skipped: list[Path] = []
-    for path in map(Path, inputs):
+    inputs = [Path(p) for p in inputs]
+    for path in inputs:
         if path.is_dir():
             for found in sorted(path.rglob("*.jsonl")):
                 (skipped if _foreign(found) else files).append(found)
@@ -100,6 +268,12 @@ def results_files(inputs: list[Path]) -> tuple[list[Path], list[Path]]:
     if not files:
         raise UsageError(f"no results files (*.jsonl) in {', '.join(map(str, inputs))}")
     return files, skipped
+
+
+def load(inputs: Iterable[Path]) -> tuple[list[tuple[Path, Record]], list[Path]]:
+    """Every record under `inputs` with the file it came from, and the files skipped as not results."""
+    files, skipped = results_files(inputs)
+    return [(path, record) for path in files for record in read_records(path)], skipped
 
 
 def merge_results(files: list[Path], out: Path) -> int:
@@ -113,17 +287,10 @@ def merge_results(files: list[Path], out: Path) -> int:
     records, seen = [], {}
     for path in files:
         for record in read_records(path):
-            key = (record["env"].get("machine"), *cell_key(record))
+            key = (record.machine, *record.key)
             if key in seen:
-                raise UsageError(f"{path}: cell {key} is also in {seen[key]}; refusing to merge duplicates")
+                raise UsageError(f"{path}: cell {record.label()} is also in {seen[key]}; refusing to merge")
             seen[key] = path
             records.append(record)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temp = out.with_name(f".{out.name}.tmp")
-    with open(temp, "w", encoding="utf-8") as f:
-        for record in records:
-            f.write(json.dumps(record, sort_keys=True, allow_nan=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temp, out)
+    write_atomic(out, "".join(r.to_json() + "\n" for r in records))
     return len(records)

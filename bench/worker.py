@@ -13,7 +13,7 @@ import torch
 
 import zoo
 from bench.measure.agreement import output_agreement, reference_output
-from bench.measure.backends import Condition, apply_global_flags, prepare
+from bench.measure.backends import apply_global_flags, prepare
 from bench.measure.calibration import (
     ADJACENT_POLICY,
     calibration_samples,
@@ -36,38 +36,20 @@ def import_plugins(modules: tuple[str, ...]) -> None:
         importlib.import_module(name)
 
 
-def condition_of(cell: Cell) -> Condition:
-    """The execution condition of a cell, checked before anything is built."""
-    condition = Condition(
-        device=cell.device,
-        precision=cell.precision,
-        backend=cell.backend,
-        channels_last=cell.channels_last,
-        cudnn_benchmark=cell.cudnn_benchmark,
-        tf32=cell.tf32,
-        compile_mode=cell.compile_mode,
-        threads=torch.get_num_threads(),
-    )
-    condition.validate()
-    return condition
-
-
-def conditions(cell: Cell, runner) -> dict:
-    """Settings that change a latency number, recorded beside it."""
-    cuda = cell.device == "cuda"
+def conditions(cell: Cell, runner, flags: dict) -> dict:
+    """Settings that change a latency number as they were while measuring (beyond the cell's own axes,
+    which the record holds), recorded beside it. `flags`: torch's global settings after applying them."""
+    cuda = cell.execution.device == "cuda"
     return {
-        "threads": torch.get_num_threads(),
+        "threads": flags["threads"],
         "interop_threads": torch.get_num_interop_threads(),
-        "precision_mode": "fp32" if cell.precision == "fp32" else f"autocast {cell.precision}",
-        "backend": cell.backend,
+        "precision_mode": "fp32"
+        if cell.execution.precision == "fp32"
+        else f"autocast {cell.execution.precision}",
         "backend_details": runner.describe(),
-        "channels_last": cell.channels_last,
-        "compile": cell.compile_mode,
         "grad_mode": "inference_mode",
-        "timer": timer_name(cell.device),
-        "cudnn_benchmark": torch.backends.cudnn.benchmark if cuda else None,
-        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32 if cuda else None,
-        "tf32_cudnn": torch.backends.cudnn.allow_tf32 if cuda else None,
+        "timer": timer_name(cell.execution.device),
+        **{name: flags[name] if cuda else None for name in flags if name != "threads"},
         "peak_mem_scope": "model build, backend setup and first forward",
     }
 
@@ -76,7 +58,7 @@ def _build(cell: Cell, device: torch.device):
     """The cell's model and input; seeded, so that a second build has the same weights and input."""
     torch.manual_seed(0)
     model = zoo.create_inference_model(cell.model).to(device)
-    x = torch.randn(cell.batch, 3, *cell.input_hw, device=device)
+    x = torch.randn(cell.execution.batch, 3, *cell.execution.input_hw, device=device)
     return model, x
 
 
@@ -88,17 +70,15 @@ def reference_output_of(cell: Cell, device: torch.device) -> torch.Tensor:
 
 def measure_cell(cell: Cell, policy: TimingPolicy, threads: int | None = None) -> dict:
     """All measurements of one cell, as record fields."""
-    device = torch.device(cell.device)
+    execution = cell.execution.validate()
+    device = torch.device(execution.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA requested but torch.cuda.is_available() is False on this machine")
-    if threads:
-        torch.set_num_threads(threads)
-    condition = condition_of(cell)
-    apply_global_flags(condition)
+    flags = apply_global_flags(execution, threads)
 
     with PeakMemory(device) as memory:
         model, x = _build(cell, device)
-        runner = prepare(model, x, condition)  # compile/export/capture: timed apart, as runner.setup_s
+        runner = prepare(model, x, execution, threads)  # compile/export/capture: timed apart, as setup_s
         output = runner()
     output_shape = list(output.shape)
 
@@ -123,22 +103,22 @@ def measure_cell(cell: Cell, policy: TimingPolicy, threads: int | None = None) -
         "output_shape": output_shape,
         "latency_ms": latency,
         "latency_samples_ms": [round(s, 4) for s in samples],
-        "fps": cell.batch * 1000.0 / latency["median"],
+        "fps": execution.batch * 1000.0 / latency["median"],
         "peak_mem_mb": round(memory.peak_mb, 2),
         "peak_mem_method": memory.method,
         "memory": memory.details,
         # The monitor spans warm-up and sampling, so energy is divided by the images of both.
         "hardware": (
-            monitor.result(images=cell.batch * (timing["warmup_iters"] + len(samples)))
+            monitor.result(images=execution.batch * (timing["warmup_iters"] + len(samples)))
             if device.type == "cuda"
             else None
         ),
         "compile_s": round(runner.setup_s, 3),
         "calibration": calibration_summary(calibration, torch.get_num_threads(), device),
         "agreement": None,
-        "conditions": {**conditions(cell, runner), **timing, "timing_policy": policy.as_dict()},
+        "conditions": {**conditions(cell, runner, flags), **timing, "timing_policy": policy.as_dict()},
     }
-    if not cell.is_reference:
+    if not execution.is_reference:
         fields["agreement"] = output_agreement(reference_output_of(cell, device), output.float())
     # FLOP counting traces the eager model; its failure must not lose the timing above.
     fields.update(flop_report(model, x))

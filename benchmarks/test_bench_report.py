@@ -16,8 +16,8 @@ MODELS = {"mobilenetv2", "pphumanseg_lite", "bisenetv2", "deeplabv3plus_r50"}
 
 def test_report_build(benchmark, calibrated, tmp_path):
     sweeps = sorted(RESULTS.glob("*/*Z-*-*.jsonl"))
-    records = [r for path in sweeps for r in read_records(path) if r["model"] in MODELS]
-    assert {r["model"] for r in records} == MODELS, f"committed results under {RESULTS} lack some of {MODELS}"
+    records = [r for path in sweeps for r in read_records(path) if r.model in MODELS]
+    assert {r.model for r in records} == MODELS, f"committed results under {RESULTS} lack some of {MODELS}"
     subset = tmp_path / "subset.jsonl"
     for r in records:
         append_record(subset, r)

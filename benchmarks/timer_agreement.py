@@ -29,11 +29,8 @@ The output JSON (written atomically) holds the raw medians of every round, the t
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -44,17 +41,18 @@ import torch.utils.benchmark as torch_benchmark  # noqa: E402
 
 import zoo  # noqa: E402
 from bench.compare import valid_calibration  # noqa: E402
+from bench.conditions import parse_resolution  # noqa: E402
 from bench.env import collect_env  # noqa: E402
 from bench.errors import UsageError  # noqa: E402
 from bench.measure.latency import TimingPolicy, call_timer, sample_latency, timer_name  # noqa: E402
 from bench.measure.stats import summarize  # noqa: E402
-from bench.records import cell_key, record_kind  # noqa: E402
-from bench.spec import PROFILES, check_models, parse_resolution  # noqa: E402
-from bench.store import read_records  # noqa: E402
+from bench.records import BenchRecord  # noqa: E402
+from bench.spec import PROFILES, check_models  # noqa: E402
+from bench.store import Layout, read_records, write_json  # noqa: E402
 
 DEFAULT_MODELS = "mobilenetv2@224x224,bisenetv2@360x480,fastscnn@360x480"
 TOLERANCE = {"timer": 0.05, "event_loop": 0.02, "repeat_runs": 0.05}
-RESULTS = Path(__file__).resolve().parent.parent / "results" / "selfcheck"
+RESULTS = Layout(Path(__file__).resolve().parent.parent / "results")
 
 
 def agreement_policy(budget_s: float) -> TimingPolicy:
@@ -181,10 +179,9 @@ def run_agreement(args) -> dict:
     }
 
 
-def ok_medians(path: Path) -> dict[tuple, dict]:
+def ok_medians(path: Path) -> dict[tuple, BenchRecord]:
     """{cell key: record} of the ok bench records in a results file."""
-    records = read_records(path)
-    return {cell_key(r): r for r in records if record_kind(r) == "bench" and r["status"] == "ok"}
+    return {r.key: r for r in read_records(path) if isinstance(r, BenchRecord) and r.ok and r.latency}
 
 
 def spread(per_model: dict[str, float]) -> dict:
@@ -209,17 +206,17 @@ def run_compare(path_a: Path, path_b: Path) -> dict:
     normalised_by_model: dict[str, list[float]] = {}
     cells = []
     for key in shared:
-        ma, mb = a[key]["latency_ms"]["median"], b[key]["latency_ms"]["median"]
+        ma, mb = a[key].latency.median, b[key].latency.median
         cal_a, cal_b = (valid_calibration(r[key].get("calibration")) for r in (a, b))
         calibration_ratio = cal_b["median_ms"] / cal_a["median_ms"] if cal_a and cal_b else None
-        model = a[key]["model"]
+        model = a[key].model
         by_model.setdefault(model, []).append(mb / ma)
         if calibration_ratio:
             normalised_by_model.setdefault(model, []).append(mb / ma / calibration_ratio)
         cells.append(
             {
                 "model": model,
-                "input_hw": a[key]["input_hw"],
+                "input_hw": list(a[key].execution.input_hw),
                 "median_ms_a": ma,
                 "median_ms_b": mb,
                 "ratio": mb / ma,
@@ -233,9 +230,9 @@ def run_compare(path_a: Path, path_b: Path) -> dict:
         "mode": "compare_runs",
         "file_a": str(path_a),
         "file_b": str(path_b),
-        "threads": sorted({(r.get("conditions") or {}).get("threads") for r in both}, key=str),
-        "machines": sorted({(r.get("env") or {}).get("machine") for r in both}, key=str),
-        "commits": sorted({(r.get("env") or {}).get("git_commit") for r in both}, key=str),
+        "threads": sorted({r.threads for r in both}, key=str),
+        "machines": sorted({r.machine for r in both}, key=str),
+        "commits": sorted({r.env.git_commit for r in both}, key=str),
         "cells_a": len(a),
         "cells_b": len(b),
         "cells_paired": len(shared),
@@ -251,21 +248,6 @@ def run_compare(path_a: Path, path_b: Path) -> dict:
             else None
         ),
     }
-
-
-def write_json_atomic(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=True, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def print_table(result: dict) -> None:
@@ -347,14 +329,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.compare_runs:
             result = run_compare(*args.compare_runs)
             machine = result["machines"][0] or "unknown"
-            out = args.out or RESULTS / machine / "quick-repeatability.json"
+            out = args.out or RESULTS.selfcheck(machine, "quick-repeatability")
         else:
             result = run_agreement(args)
-            out = args.out or RESULTS / result["env"]["machine"] / f"timer-agreement-{args.device}.json"
+            out = args.out or RESULTS.selfcheck(result["env"]["machine"], f"timer-agreement-{args.device}")
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    write_json_atomic(out, result)
+    write_json(out, result)
     print_table(result)
     print(f"wrote {out}")
     return 0 if result["pass"] else 1

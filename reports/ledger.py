@@ -3,8 +3,8 @@
 For each model with results and a card, each `Reported` number gets one row: the claim, its source and
 conditions, the closest measured record (how "closest" is chosen depends on the metric, see `_closest_*`),
 the delta in percent, and the conditions that differ. Speed claims (FPS, latency) from other GPUs are also
-compared relative to the reference model (`bench.spec.REFERENCE_MODEL`) measured on the same machine: our
-speed ratio model/reference on our machine against the paper ratio, where the reference's own card has a
+compared relative to the reference model (`bench.conditions.REFERENCE_MODEL`) measured on the same machine:
+our speed ratio model/reference on our machine against the paper ratio, where the reference's own card has a
 claim on the same device and resolution.
 """
 
@@ -14,7 +14,7 @@ import math
 
 import pandas as pd
 
-from bench.spec import REFERENCE_MODEL
+from bench.conditions import REFERENCE_MODEL
 from reports.tables import _speed_key as speed_key
 from reports.tables import (
     bench_records,
@@ -96,7 +96,9 @@ def _closest_eval(records: list[dict], reported) -> dict | None:
 
 def _our_hardware(r: dict) -> str:
     env = r["env"]
-    return str((env.get("gpu") if r["device"] != "cpu" else env.get("cpu")) or r["device"])
+    return str(
+        ((env.get("gpu") or {}).get("name") if r["device"] != "cpu" else env.get("cpu")) or r["device"]
+    )
 
 
 def _differences(reported, r: dict) -> list[str]:

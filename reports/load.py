@@ -4,23 +4,28 @@ A file named on the command line must be a results file. Inside a folder, a *.js
 a JSON object without `schema_version` is another tool's log (a training log, say), not results: it is
 skipped and named on the machines page, rather than failing the whole report. Any other bad line is still
 an error (`bench.store.read_records`).
+
+The tables still read records as dicts: each typed record (bench.records) is given to them as its dict form
+plus `source_file` (the path it was read from) and `_key` (its cell key).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bench.store import read_records, results_files
+from bench import store
+from bench.records import Record
+
+
+def as_row(record: Record, source_file: str) -> dict:
+    """A typed record as the tables read it."""
+    return {**record.to_dict(), "source_file": source_file, "_key": record.key}
 
 
 def load(inputs: list[Path]) -> tuple[list[dict], list[str]]:
-    """(records, names of skipped files). Each record gets `source_file`, the path it was read from."""
-    files, skipped = results_files(inputs)
-    records = []
-    for path in files:
-        for record in read_records(path):
-            record["source_file"] = path.as_posix()
-            records.append(record)
+    """(records, names of skipped files)."""
+    pairs, skipped = store.load(inputs)
+    records = [as_row(record, path.as_posix()) for path, record in pairs if record.kind != "structure"]
     return records, [p.as_posix() for p in skipped]
 
 

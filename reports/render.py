@@ -8,16 +8,15 @@ bytes. Files are written atomically; a CSV of every table sits beside the page t
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-from bench.spec import REFERENCE_MODEL
+from bench.conditions import REFERENCE_MODEL
+from bench.store import write_atomic
 from reports import cells, details, plots, selfcheck
 from reports.ledger import ledger
 from reports.load import load
@@ -157,7 +156,7 @@ def _sources(records: list[dict]) -> pd.DataFrame:
                 "file": name,
                 "machine": ", ".join(sorted({str(e.get("machine")) for e in envs})),
                 "cpu": ", ".join(sorted({str(e.get("cpu")) for e in envs})),
-                "gpu": ", ".join(sorted({str(e.get("gpu")) for e in envs if e.get("gpu")})) or "none",
+                "gpu": ", ".join(sorted({str(e["gpu"].get("name")) for e in envs if e.get("gpu")})) or "none",
                 "commits": ", ".join(
                     sorted(
                         {
@@ -294,25 +293,12 @@ def build_page(records: list[dict]) -> str:
     return build_site(records)["index.html"]
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees a half-written page."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # a page to be served and shared, not mkstemp's private 0600
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def render_report(inputs: list[Path], out_dir: Path) -> Path:
     """Render the report for the records in `inputs` (files or folders) into `out_dir`; returns index.html.
 
     The index is written last, so a reader who opens it finds every page it links to.
     """
+    out_dir = Path(out_dir)
     files = build_site(*load(inputs), selfcheck.find(inputs))
     for name, text in sorted(files.items()):
         if name != "index.html":

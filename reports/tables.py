@@ -13,34 +13,36 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-import zoo
-from bench.records import CELL_AXES, cell_key, record_kind
-from bench.spec import REFERENCE_MODEL
+from bench import cards
+from bench.conditions import AXIS_NAMES, REFERENCE_MODEL
 
 
 def bench_records(records: list[dict]) -> list[dict]:
-    return [r for r in records if record_kind(r) == "bench"]
+    return [r for r in records if r.get("kind", "bench") == "bench"]
 
 
 def eval_records(records: list[dict]) -> list[dict]:
-    return [r for r in records if record_kind(r) == "eval"]
+    return [r for r in records if r.get("kind") == "eval"]
 
 
 def latest_per_cell(records: list[dict]) -> list[dict]:
     """The newest record of each cell on each machine (older ones are history)."""
     latest: dict[tuple, dict] = {}
     for record in records:
-        key = (record["env"].get("machine"), *cell_key(record))
+        key = (record["env"].get("machine"), *record["_key"])
         if key not in latest or record["env"].get("timestamp", "") >= latest[key]["env"].get("timestamp", ""):
             latest[key] = record
     return list(latest.values())
 
 
+@functools.cache
+def _cards() -> dict:
+    return cards.read()
+
+
 def card_or_none(name: str):
-    try:
-        return zoo.get_card(name)
-    except zoo.UnknownModelError:
-        return None
+    """The model's card, from the exported cards (bench.cards); None for a model without one."""
+    return _cards().get(name)
 
 
 def paper_values(name: str, metric: str) -> tuple:
@@ -92,8 +94,8 @@ def same_dataset(a, b) -> bool:
 @functools.cache
 def _card_dataset_names() -> dict[str, str]:
     names: dict[str, str] = {}
-    for model in sorted(zoo.list_models()):
-        for reported in zoo.get_card(model).reported:
+    for model in sorted(_cards()):
+        for reported in _cards()[model].reported:
             if reported.dataset:
                 names.setdefault(_dataset_key(reported.dataset), reported.dataset)
     return names
@@ -151,7 +153,7 @@ def conditions_text(r: dict) -> str:
 
 def _speed_key(r: dict) -> tuple:
     """What must match for two latencies to be comparable: machine and every cell axis except the model."""
-    return (r["env"].get("machine"), tuple(r["input_hw"]), *(r.get(k, d) for k, d in CELL_AXES.items()))
+    return (r["env"].get("machine"), tuple(r["input_hw"]), *(r.get(k) for k in AXIS_NAMES))
 
 
 def reference_latency(records: list[dict]) -> dict[tuple, float]:
@@ -183,7 +185,9 @@ def leaderboard(records: list[dict]) -> pd.DataFrame:
                 "model": r["model"],
                 "group": r["group"],
                 "machine": r["env"].get("machine"),
-                "hardware": r["env"].get("gpu") if r["device"] != "cpu" else r["env"].get("cpu"),
+                "hardware": (r["env"].get("gpu") or {}).get("name")
+                if r["device"] != "cpu"
+                else r["env"].get("cpu"),
                 "device": r["device"],
                 "precision": r["precision"],
                 "conditions": conditions_text(r),

@@ -33,3 +33,25 @@ def test_import_directions(package):
         if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN[package])
     ]
     assert not offences
+
+
+def test_rendering_imports_neither_torch_nor_the_models(tmp_path):
+    """The report reads records and card data only (cards reach it as reports/cards.json)."""
+    import subprocess
+    import sys
+
+    from tests.reports import fixtures
+
+    results = fixtures.write(tmp_path / "r.jsonl")
+    code = (
+        "import sys\n"
+        "from reports.render import render_report\n"
+        f"render_report([{str(results)!r}], {str(tmp_path / 'site')!r})\n"
+        "loaded = [m for m in sys.modules if m == 'torch' or m.startswith(('zoo.models', 'zoo.registry'))]\n"
+        "print(loaded)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -1,5 +1,5 @@
 """CI's structural gate: every registered model's params, MACs, output shape and card against the committed
-baseline (results/baselines/<machine>/structure.json, bench.baseline), exactly.
+baseline (results/baselines/structure.json, bench.baseline), exactly.
 
 A difference fails with the model and the fields that changed. If the change is intended, update the
 baseline with `nox -s baseline` (or `segbench baseline --update`) and commit it with the change. Latency is

@@ -6,6 +6,7 @@ Paper numbers live only here; measured numbers live only in results. A card is f
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 GROUPS = ("backbone", "portrait", "realtime", "semantic")
@@ -100,3 +101,18 @@ class ModelCard:
         """The params figure the tests check against (the first reported one)."""
         found = self.reported_values("params")
         return found[0] if found else None
+
+    def to_dict(self) -> dict:
+        """The card as JSON-ready data (how cards reach the report, which never imports the models)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelCard:
+        def hw(value):
+            return tuple(value) if value is not None else None
+
+        reported = tuple(
+            Reported(**{**r, "input_hw": hw(r.get("input_hw"))}) for r in data.get("reported", ())
+        )
+        paper = Paper(**data["paper"])
+        return cls(**{**data, "paper": paper, "reported": reported, "input_hw": hw(data["input_hw"])})

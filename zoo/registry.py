@@ -50,7 +50,19 @@ def register_model(
     return decorator
 
 
+_loaded = False
+
+
+def _load_models() -> None:
+    """Import every model module once (each registers its builders), on the registry's first use."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        import zoo.models  # noqa: F401
+
+
 def _check_known(name: str) -> None:
+    _load_models()
     if name not in _BUILDERS:
         raise UnknownModelError(
             f"unknown model {name!r}; `segbench list` shows the {len(_BUILDERS)} known ones"
@@ -61,6 +73,7 @@ def list_models(group: str | None = None) -> list[str]:
     """Registered model names, sorted; only those of `group` when given."""
     if group is not None and group not in GROUPS:
         raise ValueError(f"unknown group {group!r} (one of {', '.join(GROUPS)})")
+    _load_models()
     return sorted(n for n, c in _CARDS.items() if group is None or c.group == group)
 
 
@@ -83,6 +96,7 @@ def get_converter(name: str) -> Callable[[dict], dict] | None:
 
 def list_converters() -> list[str]:
     """Model names whose builder has an official-checkpoint converter."""
+    _load_models()
     return sorted(_CONVERTERS)
 
 

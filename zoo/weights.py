@@ -7,12 +7,11 @@ checkpoint that still does not fit fails with the list of mismatches, never sile
 
 One interface for every checkpoint: `convert_state_dict(model_name, state)` applies the model's converter
 (identity when it has none), and `load_weights` = read (torch or safetensors) -> convert -> check -> load.
-`save_state_dict` writes either format atomically (temp file + rename).
+(Writing checkpoints is the results store's job: bench.store.save_checkpoint.)
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -40,23 +39,9 @@ def _safetensors():
         import safetensors.torch
     except ImportError:
         raise CheckpointError(
-            "reading or writing .safetensors needs the safetensors package (pip install safetensors)"
+            "reading .safetensors needs the safetensors package (pip install safetensors)"
         ) from None
     return safetensors.torch
-
-
-def save_state_dict(state: StateDict, path: str | Path) -> Path:
-    """Write tensors to `path` atomically: safetensors for a .safetensors name, torch.save otherwise."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    if path.suffix == ".safetensors":
-        _safetensors().save_file(tensors, str(tmp))
-    else:
-        torch.save(tensors, tmp)
-    os.replace(tmp, path)
-    return path
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -7,7 +7,6 @@ folder is absent, and skips any one entry whose checkpoint is missing.
 
 from __future__ import annotations
 
-import datetime as dt
 import signal
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 from bench.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RESULTS_EVAL_DIR = Path("results/eval")
+RESULTS_ROOT = Path("results")
 TRAINED_DIR = REPO_ROOT / "results" / "trained"
 SHARED = REPO_ROOT.parent / "shared"
 
@@ -99,25 +98,18 @@ def _default_split(dataset: str) -> str:
 
 def _out_path(args, tag: str) -> Path:
     from bench.env import machine_slug
+    from bench.store import Layout
 
-    if args.out:
-        return args.out
-    stamp = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
-    return RESULTS_EVAL_DIR / machine_slug(args.device) / f"{stamp}-{tag}.jsonl"
+    return args.out or Layout(RESULTS_ROOT).evals(machine_slug(args.device), tag)
 
 
-def _summary(record: dict) -> str:
-    miou = record.get("miou")
-    cost = record.get("cost") or {}
-    return (
-        f"{record['model']} {record['dataset']}/{record['split']} {record['protocol']} "
-        f"[{record['weights']['source']}]: "
-        + (
-            f"mIoU {miou:.2f}% aAcc {record['acc']:.2f}% ({record['n_images']} images, "
-            f"{cost.get('latency_ms_per_image')} ms/image, MACs x{cost.get('macs_multiplier')})"
-            if record["status"] == "ok" and miou is not None
-            else f"{record['status']}: {record['error']}"
-        )
+def _summary(record) -> str:
+    cost = record.get("cost", {})
+    return f"{record.label()} [{record.weights_source}]: " + (
+        f"mIoU {record.miou:.2f}% aAcc {record.get('acc'):.2f}% ({record.get('n_images')} images, "
+        f"{cost.get('latency_ms_per_image')} ms/image, MACs x{cost.get('macs_multiplier')})"
+        if record.ok and record.miou is not None
+        else f"{record.status}: {record.error}"
     )
 
 
@@ -157,7 +149,7 @@ def cmd_eval(args) -> int:
                 )
                 continue
             jobs.append((model, dataset, data / folder, split, ckpt, source))
-        out = _out_path(args, "eval-default")
+        out = _out_path(args, "default")
     else:
         missing = [
             f"--{n.replace('_', '-')}" for n in ("model", "dataset", "data_root") if not getattr(args, n)
@@ -174,14 +166,14 @@ def cmd_eval(args) -> int:
                 args.weights_source,
             )
         ]
-        out = _out_path(args, f"eval-{args.model}-{args.dataset}")
+        out = _out_path(args, f"{args.model}-{args.dataset}")
     failed = 0
     for model, dataset, root, split, ckpt, source in jobs:
         record = evaluate(model, dataset, Path(root), split, protocol, ckpt, source, args.device, args.limit)
         if rank == 0:
             append_record(out, record)
             print(f"segbench: {_summary(record)}", file=sys.stderr)
-        failed += record["status"] != "ok"
+        failed += not record.ok
     if rank == 0 and jobs:
         print(out)
     return 1 if failed else 0

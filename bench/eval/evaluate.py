@@ -18,14 +18,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from bench.conditions import WEIGHT_SOURCES, EvalProtocol
 from bench.errors import UsageError
 from bench.eval.datasets import DataError, load_dataset
 from bench.eval.metrics import SegMetric
 from bench.eval.preprocess import get_preprocess
-from bench.eval.protocols import Protocol
-from bench.records import SCHEMA_VERSION
-
-WEIGHT_SOURCES = ("trained here", "authors", "random init")
+from bench.eval.protocols import run
+from bench.records import SCHEMA_VERSION, EvalRecord, from_dict
 
 
 def sha256(path: Path) -> str:
@@ -71,7 +70,7 @@ def build_model(name: str, num_classes: int, checkpoint: Path | None, device):
     return (PadToMultiple(model, divisor).eval() if divisor > 1 else model).to(device)
 
 
-def count_protocol_macs(model, protocol: Protocol, hw, resize_hw, device) -> dict:
+def count_protocol_macs(model, protocol: EvalProtocol, hw, resize_hw, device) -> dict:
     """MACs of the protocol on an image of size hw vs one whole-image forward (fvcore, one count per size)."""
     from bench.measure.flops import count_macs
 
@@ -115,13 +114,13 @@ def evaluate(
     dataset_name: str,
     data_root: Path,
     split: str,
-    protocol: Protocol,
+    protocol: EvalProtocol,
     checkpoint: Path | None = None,
     weights_source: str | None = None,
     device: str = "cpu",
     limit: int | None = None,
     progress=None,
-) -> dict:
+) -> EvalRecord:
     """Evaluate and return the eval record (not yet stored). Bad input raises UsageError up front; a data
     error met while scoring gives a record with status "error" naming the file."""
     from bench.env import collect_env
@@ -169,7 +168,7 @@ def evaluate(
                 x = pre(torch.from_numpy(sample.image).to(dev))
                 if pre.resize_hw:
                     x = F.interpolate(x, size=pre.resize_hw, mode="bilinear", align_corners=False)
-                scores = protocol(model, x, dataset.num_classes)
+                scores = run(protocol, model, x, dataset.num_classes)
                 if tuple(scores.shape[-2:]) != tuple(label.shape):
                     scores = F.interpolate(scores, size=label.shape, mode="bilinear", align_corners=False)
                 pred = scores.argmax(1)[0]
@@ -206,4 +205,4 @@ def evaluate(
         "threads": torch.get_num_threads(),
     }
     record["env"] = collect_env(dev.type)
-    return record
+    return from_dict(record)  # checked against the schema before anyone stores it

@@ -33,7 +33,7 @@ from bench.eval.datasets import IGNORE, SegDataset, load_dataset
 from bench.eval.preprocess import get_preprocess
 from bench.eval.recipes import Recipe
 from bench.eval.transforms import augment
-from zoo.weights import save_state_dict
+from bench.store import save_checkpoint, save_torch, write_atomic
 
 
 @dataclass
@@ -49,18 +49,6 @@ class TrainConfig:
     time_limit_s: float | None = None  # wall-clock cap: stop (resumably) when reached
     save_every: int = 50
     log_every: int = 10
-
-
-def atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def class_weights(dataset: SegDataset, c: float) -> torch.Tensor:
@@ -205,7 +193,7 @@ def train(cfg: TrainConfig) -> dict:
 
     def save_resume():
         if rank == 0:
-            atomic_torch_save(
+            save_torch(
                 {
                     "model_name": cfg.model,
                     "iterations": recipe.iterations,
@@ -276,10 +264,8 @@ def train(cfg: TrainConfig) -> dict:
         **git_state(),
     }
     if rank == 0:
-        save_state_dict(model.state_dict(), out)  # .pt or .safetensors, atomically
-        atomic_write_text(
-            out.with_name(out.name + ".json"), json.dumps(sidecar, indent=1, sort_keys=True) + "\n"
-        )
+        save_checkpoint(model.state_dict(), out)  # .pt or .safetensors, atomically
+        write_atomic(out.with_name(out.name + ".json"), json.dumps(sidecar, indent=1, sort_keys=True) + "\n")
         if stop_reason == "iterations":  # done: the resume state (optimizer too, larger) is not needed
             resume_path.unlink(missing_ok=True)
     if world > 1:

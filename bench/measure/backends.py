@@ -1,6 +1,6 @@
 """Execution backends: how one cell's forward is run (eager, torch.compile, CUDA graph replay, ONNX Runtime).
 
-`prepare(model, x, cond)` does every one-time step (compiling, exporting, capturing) and times it as
+`prepare(model, x, execution)` does every one-time step (compiling, exporting, capturing) and times it as
 `setup_s`, then hands back a `Runner`: a no-argument call that runs one forward and returns the logits as a
 torch tensor on the cell's device. The latency timer only ever sees `Runner()`, so setup time can never leak
 into latency; it is recorded beside it instead (the record's `compile_s`).
@@ -30,86 +30,16 @@ import re
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from bench.errors import UsageError
+from bench.conditions import Execution
 
-PRECISIONS = ("fp32", "fp16", "bf16")
-BACKENDS = ("eager", "compile", "cuda_graph", "onnxruntime")
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 COMPILE_SETUP_CALLS = 3  # compile on the 1st; reduce-overhead warms up and records CUDA graphs after it
 CUDA_GRAPH_WARMUP_CALLS = 3  # on a side stream before capture (cuDNN autotuning, allocator growth)
-
-
-@dataclass(frozen=True)
-class Condition:
-    """Everything besides model, input and batch that changes a latency number: one point of the sweep.
-
-    None means "leave torch's default", which the worker records as found (e.g. cudnn.allow_tf32 defaults
-    to True, matmul TF32 to False). `threads` sets torch's intra-op threads, and ONNX Runtime's
-    intra_op_num_threads (None there means torch's current thread count, so both backends use the same).
-    """
-
-    device: str = "cpu"
-    precision: str = "fp32"
-    backend: str = "eager"
-    channels_last: bool = False
-    cudnn_benchmark: bool | None = None
-    tf32: bool | None = None
-    compile_mode: str | None = None
-    threads: int | None = None
-
-    def validate(self) -> Condition:
-        """Refuse combinations that cannot run (UsageError, one line); return self for chaining."""
-        try:
-            kind = torch.device(self.device).type
-        except RuntimeError:
-            kind = None
-        if kind not in ("cpu", "cuda"):
-            raise UsageError(f"unknown device {self.device!r}: expected cpu or cuda")
-        if self.precision not in PRECISIONS:
-            raise UsageError(f"unknown precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
-        if self.backend not in BACKENDS:
-            raise UsageError(f"unknown backend {self.backend!r}: expected one of {', '.join(BACKENDS)}")
-        if self.compile_mode is not None and self.compile_mode not in COMPILE_MODES:
-            raise UsageError(
-                f"unknown compile mode {self.compile_mode!r}: expected one of {', '.join(COMPILE_MODES)}"
-            )
-        if self.compile_mode is not None and self.backend != "compile":
-            raise UsageError(f"compile mode {self.compile_mode!r} needs backend compile, not {self.backend}")
-        if kind == "cpu":
-            if self.backend == "cuda_graph":
-                raise UsageError("backend cuda_graph needs a CUDA device, not cpu")
-            if self.cudnn_benchmark is not None:
-                raise UsageError("cudnn_benchmark applies to CUDA only; leave it unset on cpu")
-            if self.tf32 is not None:
-                raise UsageError("tf32 applies to CUDA only; leave it unset on cpu")
-        if self.backend == "onnxruntime":
-            if kind != "cpu":
-                raise UsageError(f"backend onnxruntime runs on cpu only (CPUExecutionProvider), not {kind}")
-            if self.precision != "fp32":
-                raise UsageError(f"backend onnxruntime runs fp32 only, not {self.precision}")
-            if self.channels_last:
-                raise UsageError("channels_last applies to torch backends only, not onnxruntime")
-        if self.threads is not None and (isinstance(self.threads, bool) or int(self.threads) < 1):
-            raise UsageError(f"threads must be a positive integer, not {self.threads!r}")
-        return self
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def __str__(self) -> str:
-        parts = [f"{self.device}/{self.precision}", self.backend]
-        if self.compile_mode:
-            parts.append(self.compile_mode)
-        if self.channels_last:
-            parts.append("channels_last")
-        return " ".join(parts)
 
 
 class Runner:
@@ -127,18 +57,22 @@ class Runner:
         return dict(self._info)
 
 
-def apply_global_flags(cond: Condition) -> dict:
-    """Set the process-wide torch flags the condition names; return the state they are in afterwards."""
-    if cond.threads:
-        torch.set_num_threads(int(cond.threads))
-    if cond.cudnn_benchmark is not None:
-        torch.backends.cudnn.benchmark = cond.cudnn_benchmark
-    if cond.tf32 is not None:  # both places TF32 can enter an fp32 model: matmuls and cuDNN convolutions
-        torch.backends.cuda.matmul.allow_tf32 = cond.tf32
-        torch.backends.cudnn.allow_tf32 = cond.tf32
+def apply_global_flags(execution: Execution, threads: int | None = None) -> dict:
+    """Set the process-wide torch settings the execution names (None: leave torch's default) and the CPU
+    threads; return the state they are in afterwards, which the record keeps."""
+    if threads:
+        torch.set_num_threads(int(threads))
+    if execution.cudnn_benchmark is not None:
+        torch.backends.cudnn.benchmark = execution.cudnn_benchmark
+    if execution.tf32 is not None:  # both places TF32 can enter an fp32 model: matmuls and cuDNN convolutions
+        torch.backends.cuda.matmul.allow_tf32 = execution.tf32
+        torch.backends.cudnn.allow_tf32 = execution.tf32
+    if execution.cudnn_deterministic is not None:
+        torch.backends.cudnn.deterministic = execution.cudnn_deterministic
     return {
         "threads": torch.get_num_threads(),
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
         "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
         "tf32_cudnn": torch.backends.cudnn.allow_tf32,
     }
@@ -151,30 +85,35 @@ def precision_context(device: torch.device | str, precision: str):
     return torch.autocast(device_type=torch.device(device).type, dtype=DTYPES[precision])
 
 
-def prepare(model: torch.nn.Module, x: torch.Tensor, cond: Condition) -> Runner:
-    """A Runner for `model` on the fixed input `x` under `cond` (validated here).
+def prepare(
+    model: torch.nn.Module, x: torch.Tensor, execution: Execution, threads: int | None = None
+) -> Runner:
+    """A Runner for `model` on the fixed input `x` under `execution` (validated here); `threads` is ONNX
+    Runtime's intra-op thread count (None: torch's current one).
 
     channels_last converts `model` in place (nn.Module.to does): take an eager fp32 reference output first.
     Raises RuntimeError with a one-line message when a backend cannot handle the model (e.g. ONNX export).
     """
-    cond.validate()
+    execution.validate()
     start = time.perf_counter()
-    if cond.backend == "onnxruntime":
-        call, info = _onnxruntime(model, x, cond)
+    if execution.backend == "onnxruntime":
+        call, info = _onnxruntime(model, x, threads)
     else:
-        if cond.channels_last:
+        if execution.channels_last:
             model = model.to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
-        build = {"eager": _eager, "compile": _compile, "cuda_graph": _cuda_graph}[cond.backend]
-        call, info = build(model, x, cond)
-    if torch.device(cond.device).type == "cuda":
-        torch.cuda.synchronize(cond.device)
+        build = {"eager": _eager, "compile": _compile, "cuda_graph": _cuda_graph}[execution.backend]
+        call, info = build(model, x, execution)
+    if execution.device == "cuda":
+        torch.cuda.synchronize()
     setup_s = time.perf_counter() - start
-    return Runner(call, setup_s, {"backend": cond.backend, "channels_last": cond.channels_last, **info})
+    return Runner(
+        call, setup_s, {"backend": execution.backend, "channels_last": execution.channels_last, **info}
+    )
 
 
-def _forward(model, x, cond):
-    amp_device, precision = x.device, cond.precision
+def _forward(model, x, execution):
+    amp_device, precision = x.device, execution.precision
 
     def call():
         with torch.inference_mode(), precision_context(amp_device, precision):
@@ -183,14 +122,14 @@ def _forward(model, x, cond):
     return call
 
 
-def _eager(model, x, cond):
-    return _forward(model, x, cond), {}
+def _eager(model, x, execution):
+    return _forward(model, x, execution), {}
 
 
-def _compile(model, x, cond):
-    mode = cond.compile_mode or "default"
+def _compile(model, x, execution):
+    mode = execution.compile_mode or "default"
     first_start = time.perf_counter()
-    call = _forward(torch.compile(model, mode=mode, dynamic=False), x, cond)
+    call = _forward(torch.compile(model, mode=mode, dynamic=False), x, execution)
     call()
     first_call_s = time.perf_counter() - first_start
     for _ in range(COMPILE_SETUP_CALLS - 1):
@@ -204,9 +143,9 @@ def _compile(model, x, cond):
     }
 
 
-def _cuda_graph(model, x, cond):
+def _cuda_graph(model, x, execution):
     static_x = x.clone()  # the graph reads this buffer on every replay
-    forward = _forward(model, static_x, cond)
+    forward = _forward(model, static_x, execution)
     side = torch.cuda.Stream(device=static_x.device)
     side.wait_stream(torch.cuda.current_stream(static_x.device))
     with torch.cuda.stream(side):  # warm-up off the default stream, as torch.cuda.graph's docs require
@@ -227,11 +166,11 @@ def _cuda_graph(model, x, cond):
     }
 
 
-def _onnxruntime(model, x, cond):
+def _onnxruntime(model, x, threads):
     import onnx
     import onnxruntime as ort
 
-    threads = int(cond.threads) if cond.threads else torch.get_num_threads()
+    threads = int(threads) if threads else torch.get_num_threads()
     x = x.detach().to("cpu", torch.float32).contiguous()
     with tempfile.TemporaryDirectory(prefix="segbench-onnx-") as tmp:
         path = Path(tmp) / "model.onnx"

@@ -6,10 +6,11 @@ import torch
 from torch import nn
 
 import zoo
+from bench.conditions import Execution
 from bench.errors import UsageError
 from bench.measure import backends
 from bench.measure.agreement import output_agreement, reference_output
-from bench.measure.backends import Condition, apply_global_flags, prepare
+from bench.measure.backends import apply_global_flags, prepare
 
 
 def small_net():
@@ -33,55 +34,15 @@ def assert_agrees(reference, output, rel=1e-4):
     assert result["argmax_agreement_pct"] >= 99.9, result
 
 
-# --- Condition.validate -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "fields, message",
-    [
-        ({"backend": "cuda_graph"}, "cuda_graph needs a CUDA device"),
-        ({"cudnn_benchmark": True}, "cudnn_benchmark applies to CUDA only"),
-        ({"cudnn_benchmark": False}, "cudnn_benchmark applies to CUDA only"),
-        ({"tf32": False}, "tf32 applies to CUDA only"),
-        ({"device": "cuda", "backend": "onnxruntime"}, "onnxruntime runs on cpu only"),
-        ({"backend": "onnxruntime", "precision": "fp16"}, "onnxruntime runs fp32 only"),
-        ({"backend": "onnxruntime", "channels_last": True}, "channels_last applies to torch backends"),
-        ({"compile_mode": "default"}, "needs backend compile"),
-        ({"device": "cuda", "backend": "cuda_graph", "compile_mode": "default"}, "needs backend compile"),
-        ({"backend": "compile", "compile_mode": "fastest"}, "unknown compile mode"),
-        ({"backend": "tensorrt"}, "unknown backend"),
-        ({"precision": "int8"}, "unknown precision"),
-        ({"device": "tpu"}, "unknown device"),
-        ({"threads": 0}, "threads must be a positive integer"),
-    ],
-)
-def test_impossible_conditions_are_refused_in_one_line(fields, message):
-    with pytest.raises(UsageError, match=message) as info:
-        Condition(**fields).validate()
-    assert "\n" not in str(info.value)
-
-
-@pytest.mark.parametrize(
-    "fields",
-    [
-        {},
-        {"precision": "bf16", "channels_last": True, "threads": 2},
-        {"backend": "compile", "compile_mode": "max-autotune"},
-        {"backend": "onnxruntime", "threads": 1},
-        {"device": "cuda", "backend": "cuda_graph", "precision": "fp16", "cudnn_benchmark": True},
-        {"device": "cuda", "precision": "bf16", "channels_last": True, "tf32": True},
-        {"device": "cuda:0", "backend": "compile", "compile_mode": "reduce-overhead", "tf32": False},
-    ],
-)
-def test_possible_conditions_pass(fields):
-    cond = Condition(**fields)
-    assert cond.validate() is cond
+def ex(**fields) -> Execution:
+    """An execution of the small net's input size."""
+    return Execution((16, 20), **fields)
 
 
 def test_prepare_validates_first():
     net, x = small_net()
-    with pytest.raises(UsageError, match="cuda_graph needs a CUDA device"):
-        prepare(net, x, Condition(backend="cuda_graph"))
+    with pytest.raises(UsageError, match="cuda_graph needs --device cuda"):
+        prepare(net, x, ex(backend="cuda_graph"))
 
 
 # --- apply_global_flags -----------------------------------------------------------------------------
@@ -94,12 +55,14 @@ def restore_flags():
         torch.backends.cudnn.benchmark,
         torch.backends.cuda.matmul.allow_tf32,
         torch.backends.cudnn.allow_tf32,
+        torch.backends.cudnn.deterministic,
     )
     yield
     torch.set_num_threads(saved[0])
     torch.backends.cudnn.benchmark = saved[1]
     torch.backends.cuda.matmul.allow_tf32 = saved[2]
     torch.backends.cudnn.allow_tf32 = saved[3]
+    torch.backends.cudnn.deterministic = saved[4]
 
 
 @pytest.mark.parametrize("on", [True, False])
@@ -107,8 +70,17 @@ def test_global_flags_are_set_and_reported(restore_flags, on):
     # The flags are plain process state, settable without a GPU; validate() is not called here.
     torch.backends.cudnn.benchmark = torch.backends.cuda.matmul.allow_tf32 = not on
     torch.backends.cudnn.allow_tf32 = not on
-    state = apply_global_flags(Condition(device="cuda", cudnn_benchmark=on, tf32=on, threads=1))
-    assert state == {"threads": 1, "cudnn_benchmark": on, "tf32_matmul": on, "tf32_cudnn": on}
+    state = apply_global_flags(
+        ex(device="cuda", cudnn_benchmark=on, tf32=on, cudnn_deterministic=on), threads=1
+    )
+    assert state == {
+        "threads": 1,
+        "cudnn_benchmark": on,
+        "cudnn_deterministic": on,
+        "tf32_matmul": on,
+        "tf32_cudnn": on,
+    }
+    assert torch.backends.cudnn.deterministic is on
     assert torch.backends.cudnn.benchmark is on
     assert torch.backends.cuda.matmul.allow_tf32 is on
     assert torch.backends.cudnn.allow_tf32 is on
@@ -119,7 +91,7 @@ def test_unset_flags_are_left_alone(restore_flags):
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = True
-    state = apply_global_flags(Condition())
+    state = apply_global_flags(ex())
     assert (state["cudnn_benchmark"], state["tf32_matmul"], state["tf32_cudnn"]) == (True, False, True)
 
 
@@ -128,7 +100,7 @@ def test_unset_flags_are_left_alone(restore_flags):
 
 def test_eager_is_the_plain_forward():
     net, x = small_net()
-    runner = prepare(net, x, Condition())
+    runner = prepare(net, x, ex())
     out = runner()
     with torch.no_grad():
         assert torch.equal(out, net(x))
@@ -139,7 +111,7 @@ def test_eager_is_the_plain_forward():
 
 def test_eager_bf16_runs_under_autocast():
     net, x = small_net()
-    out = prepare(net, x, Condition(precision="bf16"))()
+    out = prepare(net, x, ex(precision="bf16"))()
     assert out.dtype == torch.bfloat16
     assert net[0].weight.dtype == torch.float32  # weights stay fp32, as in mixed-precision inference
     assert_agrees(reference_output(net, x), out, rel=5e-2)
@@ -148,7 +120,7 @@ def test_eager_bf16_runs_under_autocast():
 def test_channels_last_equals_eager_on_a_small_net():
     net, x = small_net()
     reference = reference_output(net, x)
-    runner = prepare(net, x, Condition(channels_last=True))
+    runner = prepare(net, x, ex(channels_last=True))
     assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert runner.describe()["channels_last"] is True
     assert_agrees(reference, runner())
@@ -157,7 +129,7 @@ def test_channels_last_equals_eager_on_a_small_net():
 def test_channels_last_equals_eager_on_a_zoo_model():
     model, x = zoo_model()
     reference = reference_output(model, x)
-    assert_agrees(reference, prepare(model, x, Condition(channels_last=True))())
+    assert_agrees(reference, prepare(model, x, ex(channels_last=True))())
 
 
 # --- onnxruntime ------------------------------------------------------------------------------------
@@ -180,7 +152,7 @@ def counted_export(monkeypatch):
 def test_onnxruntime_agrees_with_eager_and_exports_once(counted_export):
     net, x = small_net()
     reference = reference_output(net, x)
-    runner = prepare(net, x, Condition(backend="onnxruntime", threads=1))
+    runner = prepare(net, x, ex(backend="onnxruntime"), threads=1)
     assert counted_export == [True]  # the dynamo exporter, once, during prepare
     start = time.perf_counter()
     outputs = [runner() for _ in range(3)]
@@ -200,14 +172,14 @@ def test_onnxruntime_agrees_with_eager_and_exports_once(counted_export):
 def test_onnxruntime_threads_default_to_torchs(restore_flags):
     torch.set_num_threads(1)
     net, x = small_net()
-    assert prepare(net, x, Condition(backend="onnxruntime")).describe()["ort_intra_op_threads"] == 1
+    assert prepare(net, x, ex(backend="onnxruntime")).describe()["ort_intra_op_threads"] == 1
 
 
 @pytest.mark.slow
 def test_onnxruntime_agrees_with_eager_on_a_zoo_model():
     model, x = zoo_model()
     reference = reference_output(model, x)
-    runner = prepare(model, x, Condition(backend="onnxruntime", threads=1))
+    runner = prepare(model, x, ex(backend="onnxruntime"), threads=1)
     assert_agrees(reference, runner())
 
 
@@ -220,7 +192,7 @@ class DataDependent(nn.Module):
 
 def test_unexportable_model_raises_one_line():
     with pytest.raises(RuntimeError, match="^ONNX export failed: ") as info:
-        prepare(DataDependent().eval(), torch.randn(1, 3, 4, 4), Condition(backend="onnxruntime"))
+        prepare(DataDependent().eval(), torch.randn(1, 3, 4, 4), ex(backend="onnxruntime"))
     message = str(info.value)
     assert "\n" not in message and "\x1b" not in message
     assert "data-dependent" in message  # the reason torch.onnx wrapped, not its generic banner
@@ -247,7 +219,7 @@ def test_compile_agrees_and_compiles_only_in_setup():
     torch._dynamo.reset()
     net, x = small_net()
     reference = reference_output(net, x)
-    runner = prepare(net, x, Condition(backend="compile"))
+    runner = prepare(net, x, ex(backend="compile"))
     graphs = counters["stats"]["unique_graphs"]
     assert graphs >= 1  # compiled during prepare ...
     start = time.perf_counter()
@@ -269,7 +241,7 @@ def test_cuda_graph_replay_agrees_with_eager():
     net, x = small_net()
     net, x = net.cuda(), x.cuda()
     reference = reference_output(net, x)
-    runner = prepare(net, x, Condition(device="cuda", backend="cuda_graph"))
+    runner = prepare(net, x, ex(device="cuda", backend="cuda_graph"))
     assert runner.setup_s > 0
     first = runner().clone()
     assert_agrees(reference, first)
@@ -334,7 +306,7 @@ def test_cuda_graph_warms_up_on_a_side_stream_then_only_replays(monkeypatch):
             return x + 1
 
     x = torch.randn(1, 3, 4, 4)
-    runner = prepare(Probe(), x, Condition(device="cuda", backend="cuda_graph"))
+    runner = prepare(Probe(), x, ex(device="cuda", backend="cuda_graph"))
     streams = [stream for stream, _ in seen]
     assert streams == ["side"] * backends.CUDA_GRAPH_WARMUP_CALLS + ["capture"]
     static_x = seen[0][1]

@@ -28,7 +28,7 @@ def run_cli(capsys, *argv):
         (["run", "--models", "mobilenetv2", "--shard", "3/2"], "malformed shard '3/2'"),
         (["run", "--models", "mobilenetv2", "--backend", "tensorrt"], "unknown backend 'tensorrt'"),
         (["run", "--models", "mobilenetv2", "--channels-last", "yes"], "malformed --channels-last 'yes'"),
-        (["run", "--models", "mobilenetv2", "--batch", "0"], "malformed batch '0'"),
+        (["run", "--models", "mobilenetv2", "--batch", "0"], "malformed --batch '0'"),
         (["run", "--models", "mobilenetv2", "--tf32", "on"], "CUDA settings"),
         (["merge", "missing.jsonl", "--out", "m.jsonl"], "does not exist"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),

@@ -11,6 +11,7 @@ from bench.compare import compare_entries, entry_from_record, format_markdown, f
 from bench.errors import UsageError
 from bench.measure.calibration import WORKLOAD
 from bench.measure.stats import summarize
+from bench.records import from_dict
 from bench.store import append_record
 
 
@@ -57,7 +58,9 @@ def record(model="bisenetv2", latency=None, machine="cpu-test-2c", threads=2, ca
 
 def compare(base_records, new_records, **kwargs):
     return compare_entries(
-        [entry_from_record(r) for r in base_records], [entry_from_record(r) for r in new_records], **kwargs
+        [entry_from_record(from_dict(r)) for r in base_records],
+        [entry_from_record(from_dict(r)) for r in new_records],
+        **kwargs,
     )
 
 
@@ -205,7 +208,7 @@ def test_miou_has_an_absolute_tolerance(new, verdict):
 def test_missing_interval_is_computed_from_the_samples():
     old = record()
     del old["latency_ms"]["ci95"]
-    entry = entry_from_record(old)
+    entry = entry_from_record(from_dict(old))
     low, high = entry.latency["ci95"]
     assert low <= entry.latency["median"] <= high and low < high
 
@@ -258,8 +261,8 @@ def test_pytest_benchmark_calibration_beside_each_benchmark_wins(tmp_path):
 
 def test_cli_on_results_files_and_markdown(tmp_path, capsys):
     base, new = tmp_path / "base" / "a.jsonl", tmp_path / "new.jsonl"
-    append_record(base, record())
-    append_record(new, record(params=1))
+    append_record(base, from_dict(record()))
+    append_record(new, from_dict(record(params=1)))
     md = tmp_path / "comment.md"
     assert main(["compare", str(tmp_path / "base"), str(new), "--markdown", str(md)]) == 1
     out = capsys.readouterr().out
@@ -287,7 +290,7 @@ def test_table_and_markdown_render_every_verdict():
     ],
 )
 def test_bad_input_is_a_usage_error(tmp_path, capsys, argv, message):
-    append_record(tmp_path / "base.jsonl", record())
+    append_record(tmp_path / "base.jsonl", from_dict(record()))
     (tmp_path / "pytest.json").write_text(json.dumps(pytest_benchmark_json(0.05)))
     (tmp_path / "garbage.jsonl").write_text("{not json\n")
     paths = {

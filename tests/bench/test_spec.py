@@ -4,6 +4,7 @@ import pytest
 
 import zoo
 from bench import spec
+from bench.conditions import Execution
 from bench.errors import UsageError
 
 
@@ -11,25 +12,25 @@ def test_quick_profile_measures_every_model_once_on_cpu_and_the_reference_at_eve
     cells = spec.build_cells(spec.PROFILES["quick"])
     others = [c for c in cells if c.model != spec.REFERENCE_MODEL]
     assert sorted(c.model for c in others) == sorted(set(zoo.list_models()) - {spec.REFERENCE_MODEL})
-    assert {c.device for c in cells} == {"cpu"} and all(c.is_reference for c in cells)
-    reference_inputs = [c.input_hw for c in cells if c.model == spec.REFERENCE_MODEL]
-    assert sorted(reference_inputs) == sorted({c.input_hw for c in cells})  # each once
+    assert {c.execution.device for c in cells} == {"cpu"} and all(c.execution.is_reference for c in cells)
+    reference_inputs = [c.execution.input_hw for c in cells if c.model == spec.REFERENCE_MODEL]
+    assert sorted(reference_inputs) == sorted({c.execution.input_hw for c in cells})  # each once
     assert len({c.key for c in cells}) == len(cells)
 
 
 def test_the_reference_is_added_per_condition_after_the_sweeps_own_cells():
     sweep = [
-        spec.Cell("enet", (360, 480)),
-        spec.Cell("mobilenetv2", (224, 224)),
-        spec.Cell("mobilenetv2", (224, 224), precision="bf16"),
-        spec.Cell(spec.REFERENCE_MODEL, (360, 480)),
-        spec.Cell("sinet", (224, 224)),
+        spec.Cell("enet", Execution((360, 480))),
+        spec.Cell("mobilenetv2", Execution((224, 224))),
+        spec.Cell("mobilenetv2", Execution((224, 224), precision="bf16")),
+        spec.Cell(spec.REFERENCE_MODEL, Execution((360, 480))),
+        spec.Cell("sinet", Execution((224, 224))),
     ]
     cells = spec.with_reference(sweep)
     assert cells[: len(sweep)] == sweep
     assert cells[len(sweep) :] == [
-        spec.Cell(spec.REFERENCE_MODEL, (224, 224)),
-        spec.Cell(spec.REFERENCE_MODEL, (224, 224), precision="bf16"),
+        spec.Cell(spec.REFERENCE_MODEL, Execution((224, 224))),
+        spec.Cell(spec.REFERENCE_MODEL, Execution((224, 224), precision="bf16")),
     ]
 
 
@@ -40,50 +41,57 @@ def test_a_chosen_model_list_gets_no_reference_cells():
 
 def test_paper_profile_uses_each_cards_input_size_and_speed_claims_precision():
     cells = spec.build_cells(spec.PROFILES["paper"], ["bisenetv2", "mobilenetv2"], device="cuda")
-    assert [(c.model, c.input_hw) for c in cells] == [
+    assert [(c.model, c.execution.input_hw) for c in cells] == [
         ("bisenetv2", tuple(zoo.get_card("bisenetv2").input_hw)),
         ("mobilenetv2", tuple(zoo.get_card("mobilenetv2").input_hw)),
     ]
     for cell in cells:
-        assert cell.precision == spec.paper_precision(cell.model)
-        assert cell.cudnn_benchmark is False and cell.tf32 is False
+        assert cell.execution.precision == spec.paper_precision(cell.model)
+        assert cell.execution.cudnn_benchmark is False and cell.execution.tf32 is False
 
 
 def test_full_profile_is_a_resolution_grid_with_both_precisions_and_a_throughput_batch_on_gpu():
     cells = spec.build_cells(spec.PROFILES["full"], ["bisenetv2"], device="cuda")
-    sizes = {c.input_hw for c in cells}
+    sizes = {c.execution.input_hw for c in cells}
     assert sizes == {(512, 1024), (768, 1536), (1024, 2048)}
-    assert {c.precision for c in cells} == {"fp32", "fp16"} and {c.batch for c in cells} == {1, 8}
+    assert {c.execution.precision for c in cells} == {"fp32", "fp16"} and {
+        c.execution.batch for c in cells
+    } == {1, 8}
     assert len(cells) == 3 * 2 * 2
 
 
 def test_axes_cross_and_onnxruntime_runs_only_fp32_contiguous():
-    axes = spec.Axes(
-        precisions=("fp32", "bf16"), backends=("eager", "onnxruntime"), channels_last=(False, True)
-    )
+    axes = {
+        "precision": ("fp32", "bf16"),
+        "backend": ("eager", "onnxruntime"),
+        "channels_last": (False, True),
+    }
     cells = spec.build_cells(spec.PROFILES["quick"], ["mobilenetv2"], device="cpu", axes=axes)
-    ort = [c for c in cells if c.backend == "onnxruntime"]
+    ort = [c for c in cells if c.execution.backend == "onnxruntime"]
     assert len(cells) == 2 * 2 + 1 and len(ort) == 1
-    assert ort[0].precision == "fp32" and not ort[0].channels_last
+    assert ort[0].execution.precision == "fp32" and not ort[0].execution.channels_last
     assert len({c.key for c in cells}) == len(cells)  # every condition is its own cell
 
 
 def test_compile_cells_carry_their_mode():
-    axes = spec.Axes(backends=("eager", "compile"), compile_mode="max-autotune")
+    axes = {"backend": ("eager", "compile"), "compile_mode": ("max-autotune",)}
     cells = spec.build_cells(spec.PROFILES["quick"], ["mobilenetv2"], axes=axes)
-    assert [(c.backend, c.compile_mode) for c in cells] == [("eager", None), ("compile", "max-autotune")]
-    assert not cells[1].is_reference
+    assert [(c.execution.backend, c.execution.compile_mode) for c in cells] == [
+        ("eager", None),
+        ("compile", "max-autotune"),
+    ]
+    assert not cells[1].execution.is_reference
 
 
 @pytest.mark.parametrize(
     "device, axes, message",
     [
-        ("cpu", spec.Axes(backends=("cuda_graph",)), "cuda_graph needs --device cuda"),
-        ("cpu", spec.Axes(tf32=(True,)), "CUDA settings"),
-        ("cuda", spec.Axes(backends=("onnxruntime",)), "CPU only"),
-        ("cpu", spec.Axes(backends=("tensorrt",)), "unknown backend 'tensorrt'"),
-        ("cpu", spec.Axes(precisions=("fp8",)), "unknown precision 'fp8'"),
-        ("cpu", spec.Axes(backends=("compile",), compile_mode="fastest"), "unknown compile mode"),
+        ("cpu", {"backend": ("cuda_graph",)}, "cuda_graph needs --device cuda"),
+        ("cpu", {"tf32": (True,)}, "CUDA settings"),
+        ("cuda", {"backend": ("onnxruntime",)}, "CPU only"),
+        ("cpu", {"backend": ("tensorrt",)}, "unknown backend 'tensorrt'"),
+        ("cpu", {"precision": ("fp8",)}, "unknown precision 'fp8'"),
+        ("cpu", {"backend": ("compile",), "compile_mode": ("fastest",)}, "unknown compile mode"),
     ],
 )
 def test_impossible_axes_are_refused_before_measuring(device, axes, message):
@@ -104,12 +112,3 @@ def test_shards_are_disjoint_and_their_union_is_the_sweep():
 def test_malformed_shard(text):
     with pytest.raises(UsageError, match="malformed shard"):
         spec.parse_shard(text)
-
-
-def test_switches_and_batches_parse_or_fail_clearly():
-    assert spec.parse_switch("on,off", "--tf32") == (True, False)
-    assert spec.parse_batches("1,8") == (1, 8)
-    with pytest.raises(UsageError, match="malformed --tf32 'maybe'"):
-        spec.parse_switch("maybe", "--tf32")
-    with pytest.raises(UsageError, match="malformed batch '0'"):
-        spec.parse_batches("0")

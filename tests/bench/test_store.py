@@ -3,7 +3,7 @@ import json
 import pytest
 
 from bench.errors import UsageError
-from bench.records import SCHEMA_VERSION
+from bench.records import SCHEMA_VERSION, from_dict
 from bench.store import append_record, read_records
 
 
@@ -20,7 +20,7 @@ def record(model="m", status="ok"):
         "error": None,
         "params": 1,
         "macs": 2,
-        "latency_ms": {"median": 1.0},
+        "latency_ms": {"median": 1.0, "n": 1},
         "fps": 1000.0,
         "peak_mem_mb": 1.0,
         "env": {},
@@ -29,19 +29,19 @@ def record(model="m", status="ok"):
 
 def test_append_and_read_round_trip(tmp_path):
     path = tmp_path / "sub" / "r.jsonl"
-    append_record(path, record("a"))
-    append_record(path, record("b", "error"))
-    assert [r["model"] for r in read_records(path)] == ["a", "b"]
+    append_record(path, from_dict(record("a")))
+    append_record(path, from_dict(record("b", "error")))
+    assert [r.model for r in read_records(path)] == ["a", "b"]
 
 
 def test_torn_last_line_is_tolerated_and_cut_before_the_next_append(tmp_path):
     path = tmp_path / "r.jsonl"
-    append_record(path, record("a"))
+    append_record(path, from_dict(record("a")))
     with open(path, "a") as f:
         f.write(json.dumps(record("torn"))[:40])  # a crash in the middle of a write
-    assert [r["model"] for r in read_records(path)] == ["a"]
-    append_record(path, record("b"))
-    assert [r["model"] for r in read_records(path)] == ["a", "b"]
+    assert [r.model for r in read_records(path)] == ["a"]
+    append_record(path, from_dict(record("b")))
+    assert [r.model for r in read_records(path)] == ["a", "b"]
     assert path.read_text().count("\n") == 2
 
 
@@ -49,8 +49,8 @@ def test_a_file_that_is_only_a_torn_line_reads_as_empty_and_is_repaired(tmp_path
     path = tmp_path / "r.jsonl"
     path.write_text('{"schema_ver')
     assert read_records(path) == []
-    append_record(path, record("a"))
-    assert [r["model"] for r in read_records(path)] == ["a"]
+    append_record(path, from_dict(record("a")))
+    assert [r.model for r in read_records(path)] == ["a"]
 
 
 def test_corrupt_line_in_the_middle_is_an_error_naming_the_line(tmp_path):
@@ -98,17 +98,19 @@ def test_merge_joins_shards_atomically_and_refuses_duplicates(tmp_path):
     from bench.store import merge_results
 
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
-    append_record(a, _cell_record("x"))
-    append_record(b, _cell_record("y"))
-    append_record(b, _cell_record("x", machine="m2"))  # same cell on another machine is not a duplicate
+    append_record(a, from_dict(_cell_record("x")))
+    append_record(b, from_dict(_cell_record("y")))
+    append_record(
+        b, from_dict(_cell_record("x", machine="m2"))
+    )  # same cell on another machine is not a duplicate
     out = tmp_path / "merged.jsonl"
     assert merge_results([a, b], out) == 3
-    assert [r["model"] for r in read_records(out)] == ["x", "y", "x"]
+    assert [r.model for r in read_records(out)] == ["x", "y", "x"]
     assert not list(tmp_path.glob(".*.tmp"))
 
     with pytest.raises(UsageError, match="exists"):
         merge_results([a], out)
-    with pytest.raises(UsageError, match="duplicates"):
+    with pytest.raises(UsageError, match="refusing to merge"):
         merge_results([a, a], tmp_path / "twice.jsonl")
     assert not (tmp_path / "twice.jsonl").exists()
 
@@ -119,4 +121,100 @@ def test_schema_1_records_are_read_with_the_default_axes(tmp_path):
     del old["kind"]
     path.write_text(json.dumps(old) + "\n")
     (record,) = read_records(path)
-    assert record["kind"] == "bench" and record["backend"] == "eager" and record["channels_last"] is False
+    assert (
+        record.kind == "bench"
+        and record.execution.backend == "eager"
+        and record.execution.channels_last is False
+    )
+    assert record.execution.cudnn_deterministic is None
+
+
+def test_a_complete_last_record_without_its_newline_is_kept_and_ended_before_the_next_append(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(record("a")) + "\n" + json.dumps(record("b")))  # e.g. files concatenated
+    assert [r.model for r in read_records(path)] == ["a", "b"]
+    append_record(path, from_dict(record("c")))
+    assert [r.model for r in read_records(path)] == ["a", "b", "c"]
+    assert path.read_text().endswith("\n") and path.read_text().count("\n") == 3
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"params": "1"}, "params"),
+        ({"input_hw": "64x64"}, "input_hw"),
+        ({"model": None}, "model"),
+        ({"model": 3}, "model"),
+        ({"env": []}, "env"),
+        ({"fps": -1.0}, "fps"),
+        ({"latency_ms": {"median": "fast", "n": 3}}, "median"),
+        ({"status": "fine"}, "status"),
+        ({"precision": "fp8"}, "precision"),
+    ],
+)
+def test_records_are_validated_on_read_naming_file_line_and_field(tmp_path, change, field):
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(record("a")) + "\n" + json.dumps({**record("b"), **change}) + "\n")
+    with pytest.raises(UsageError, match=rf"r.jsonl:2: .*{field}"):
+        read_records(path)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_numbers_a_record_may_hold(tmp_path, constant):
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(record("a")).replace('"fps": 1000.0', f'"fps": {constant}') + "\n")
+    with pytest.raises(UsageError, match=constant):
+        read_records(path)
+
+
+def test_a_second_writer_of_one_results_file_is_refused(tmp_path):
+    from bench.store import exclusive
+
+    path = tmp_path / "r.jsonl"
+    with (
+        exclusive(path),
+        pytest.raises(UsageError, match="being written by another segbench run"),
+        exclusive(path),
+    ):
+        pass
+    with exclusive(path):  # released
+        pass
+
+
+def test_names_from_results_fields_are_safe_bounded_and_unique():
+    from bench.store import safe_name
+
+    assert safe_name("bisenetv2") == "bisenetv2"
+    long_a, long_b = "m" * 300 + "a", "m" * 300 + "b"
+    assert len(safe_name(long_a)) < 100 and safe_name(long_a) != safe_name(long_b)
+    for evil in ("../../etc/passwd", "a/b", ".hidden", "smp:Unet:resnet34", ""):
+        name = safe_name(evil)
+        assert "/" not in name and not name.startswith(".") and name
+    assert safe_name("smp:Unet:resnet34") != safe_name("smp_Unet_resnet34")
+
+
+def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
+    import os
+
+    from bench.store import write_atomic
+
+    path = tmp_path / "page.html"
+    write_atomic(path, "old")
+
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError):
+        write_atomic(path, "new")
+    assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["page.html"]
+
+
+def test_every_committed_record_reads_and_round_trips():
+    from bench.store import load
+    from tests.conftest import REPO_ROOT
+
+    pairs, _ = load([REPO_ROOT / "results"])
+    assert len(pairs) > 400
+    for _, rec in pairs:
+        assert from_dict(json.loads(rec.to_json())).to_dict() == rec.to_dict()

@@ -29,14 +29,15 @@ def read(path):
 def test_failures_are_recorded_and_the_sweep_goes_on_then_resume_skips_done_cells(tmp_path):
     out = tmp_path / "sweep.jsonl"
     models = "fault_raises,fault_sleeps,fault_oom,fault_tiny"
-    segbench("run", "--models", models, "--resolutions", "32x32", "--timeout", "5", "--out", str(out))
+    # The limit must let the tiny model finish on a busy 2-core machine; the sleeper sleeps an hour.
+    segbench("run", "--models", models, "--resolutions", "32x32", "--timeout", "30", "--out", str(out))
 
     records = {r["model"]: r for r in read(out)}
     assert set(records) == {"fault_raises", "fault_sleeps", "fault_oom", "fault_tiny"}
     assert records["fault_raises"]["status"] == "error"
     assert records["fault_raises"]["error"] == "RuntimeError: this model always fails"
     assert records["fault_sleeps"]["status"] == "timeout"
-    assert "5 s" in records["fault_sleeps"]["error"]
+    assert "30 s" in records["fault_sleeps"]["error"]
     assert records["fault_oom"]["status"] == "oom"
     tiny = records["fault_tiny"]
     assert tiny["status"] == "ok" and tiny["error"] is None
@@ -49,7 +50,7 @@ def test_failures_are_recorded_and_the_sweep_goes_on_then_resume_skips_done_cell
 
     # Resume: nothing left to do; adding a resolution runs only the new cells.
     segbench(
-        "run", "--models", models, "--resolutions", "32x32", "--timeout", "5", "--out", str(out), "--resume"
+        "run", "--models", models, "--resolutions", "32x32", "--timeout", "30", "--out", str(out), "--resume"
     )
     assert len(read(out)) == 4
     segbench("run", "--models", "fault_tiny", "--resolutions", "32x32,16x24", "--out", str(out), "--resume")

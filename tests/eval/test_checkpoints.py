@@ -4,14 +4,9 @@ import pytest
 import torch
 from torch import nn
 
+from bench.store import save_checkpoint
 from zoo.registry import list_converters
-from zoo.weights import (
-    CheckpointError,
-    convert_state_dict,
-    load_weights,
-    read_state_dict,
-    save_state_dict,
-)
+from zoo.weights import CheckpointError, convert_state_dict, load_weights, read_state_dict
 
 
 def net():
@@ -22,7 +17,7 @@ def net():
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
 def test_round_trip_in_both_formats(tmp_path, suffix):
     source = net()
-    path = save_state_dict(source.state_dict(), tmp_path / f"m{suffix}")
+    path = save_checkpoint(source.state_dict(), tmp_path / f"m{suffix}")
     assert not list(tmp_path.glob("*.tmp"))
     target = load_weights(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), path)
     for a, b in zip(source.state_dict().values(), target.state_dict().values(), strict=True):
@@ -39,7 +34,7 @@ def test_corrupt_safetensors_is_a_clear_error(tmp_path):
 def test_mismatch_in_safetensors_lists_keys(tmp_path):
     state = net().state_dict()
     state["0.weight"] = torch.zeros(4, 3, 1, 1)
-    path = save_state_dict(state, tmp_path / "m.safetensors")
+    path = save_checkpoint(state, tmp_path / "m.safetensors")
     with pytest.raises(
         CheckpointError, match=r"0\.weight: checkpoint \(4, 3, 1, 1\) vs model \(4, 3, 3, 3\)"
     ):

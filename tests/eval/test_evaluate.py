@@ -19,7 +19,7 @@ from bench.eval.evaluate import evaluate, weights_info
 from bench.eval.metrics import SegMetric
 from bench.eval.preprocess import IMAGENET
 from bench.eval.protocols import make_protocol
-from bench.records import check_record
+from bench.records import SCHEMA_VERSION, EvalRecord
 from bench.store import read_records
 from tests.conftest import REPO_ROOT
 
@@ -53,9 +53,10 @@ def colour_net(monkeypatch):
 
 def test_record_has_schema_fields_and_numbers_match_a_direct_computation(tmp_path, colour_net):
     root = make_camvid(tmp_path / "camvid")
-    record = evaluate("enet", "camvid", root, "test", make_protocol("whole"))
-    check_record(record)
-    assert record["kind"] == "eval" and record["schema_version"] == 2 and record["status"] == "ok"
+    typed = evaluate("enet", "camvid", root, "test", make_protocol("whole"))
+    assert isinstance(typed, EvalRecord) and typed.ok and typed.protocol == make_protocol("whole")
+    record = typed.to_dict()
+    assert record["kind"] == "eval" and record["schema_version"] == SCHEMA_VERSION
     assert record["protocol"] == "whole" and record["protocol_spec"] == {"name": "whole", "params": {}}
     assert record["weights"] == {"source": "random init", "path": None, "sha256": None}
     assert record["n_images"] == 3
@@ -90,7 +91,8 @@ def test_record_has_schema_fields_and_numbers_match_a_direct_computation(tmp_pat
 def test_slide_record_counts_its_windows(tmp_path, colour_net):
     root = make_camvid(tmp_path / "camvid", n=1)
     record = evaluate("enet", "camvid", root, "test", make_protocol("slide", crop=(16, 16), stride=(8, 16)))
-    whole = evaluate("enet", "camvid", root, "test", make_protocol("whole"))
+    record = record.to_dict()
+    whole = evaluate("enet", "camvid", root, "test", make_protocol("whole")).to_dict()
     assert record["protocol"] == "slide(crop=16x16, stride=8x16)"
     assert record["protocol_spec"] == {"name": "slide", "params": {"crop": [16, 16], "stride": [8, 16]}}
     # 2 rows x 2 cols of 16x16 windows on 24x32: 4 * 256 / 768 pixels' worth of MACs
@@ -115,7 +117,7 @@ def test_cli_writes_the_record(tmp_path, colour_net, capsys):
         == 0
     )
     (record,) = read_records(out)
-    assert record["model"] == "enet" and record["split"] == "test"
+    assert record.model == "enet" and record.split == "test"
     assert "mIoU" in capsys.readouterr().err
 
 
@@ -182,7 +184,7 @@ def test_data_error_mid_run_is_an_error_record_naming_the_file(tmp_path, colour_
         == 1
     )
     (record,) = read_records(out)
-    assert record["status"] == "error" and "testannot/1.png" in record["error"] and record["miou"] is None
+    assert record.status == "error" and "testannot/1.png" in record.error and record.miou is None
 
 
 def test_suite_skips_without_shared_data(tmp_path, capsys):
@@ -233,7 +235,7 @@ def test_two_process_torchrun_equals_one_process(tmp_path):
         cwd=REPO_ROOT,
         timeout=300,
     )
-    (a,), (b,) = read_records(one), read_records(two)
+    (a,), (b,) = (r.to_dict() for r in read_records(one)), (r.to_dict() for r in read_records(two))
     assert a["world_size"] == 1 and b["world_size"] == 2 and b["n_images"] == 5
     for field in ("miou", "per_class_iou", "acc", "macc", "pixels"):
         assert a[field] == b[field], field

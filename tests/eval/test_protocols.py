@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from bench.errors import UsageError
-from bench.eval.protocols import make_protocol
+from bench.eval.protocols import make_protocol, run
 
 
 class Pointwise(nn.Module):
@@ -41,15 +41,15 @@ def test_slide_on_an_image_smaller_than_the_crop_is_one_window():
 
 def test_slide_and_whole_agree_for_a_pointwise_model():
     model, x = Pointwise(), torch.randn(1, 3, 10, 13)
-    whole = make_protocol("whole")(model, x, 4)
-    slide = make_protocol("slide", crop=(4, 6), stride=(3, 4))(model, x, 4)
+    whole = run(make_protocol("whole"), model, x, 4)
+    slide = run(make_protocol("slide", crop=(4, 6), stride=(3, 4)), model, x, 4)
     assert torch.allclose(whole, slide, atol=1e-5)
 
 
 def test_msflip_at_scale_1_is_softmax_of_whole_and_flip_is_undone():
     model, x = Pointwise(), torch.randn(1, 3, 8, 8)
     p = make_protocol("msflip", scales=(1.0,), flip=True)
-    assert torch.allclose(p(model, x, 4), model(x).softmax(1), atol=1e-5)
+    assert torch.allclose(run(p, model, x, 4), model(x).softmax(1), atol=1e-5)
 
     class LeftHalf(nn.Module):  # not flip-equivariant: class 1 on the left half of its input
         def forward(self, x):
@@ -57,7 +57,7 @@ def test_msflip_at_scale_1_is_softmax_of_whole_and_flip_is_undone():
             out[:, 1, :, : x.shape[-1] // 2] = 10
             return out
 
-    probs = make_protocol("msflip", scales=(1.0,), flip=True)(LeftHalf(), x, 2)
+    probs = run(make_protocol("msflip", scales=(1.0,), flip=True), LeftHalf(), x, 2)
     # the mirrored pass votes for the right half, un-mirrored: both halves end at p = (1 + e^-10)/2-ish
     assert torch.allclose(probs[0, 1, :, :4], probs[0, 1, :, 4:], atol=1e-4)
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench.records import from_dict
+from reports.load import as_row
+
 EVIL = "<script>alert(1)</script>"
 
 
@@ -45,7 +48,7 @@ def bench(model, latency=10.0, macs=1e9, *, status="ok", error=None, group="real
         "peak_mem_mb": 12.5 if ok else None,
         "peak_mem_method": "rss_hwm" if ok else None,
         "env": env(machine, timestamp or "2026-01-01T00:00:00+00:00", commit,
-                   gpu="NVIDIA Test GPU" if device == "cuda" else None),
+                   gpu={"name": "NVIDIA Test GPU"} if device == "cuda" else None),
     }  # fmt: skip
     if schema == 2:
         record.update({"kind": "bench", "backend": "eager", "channels_last": False, "cudnn_benchmark": None,
@@ -61,7 +64,8 @@ def evaluation(model, miou, dataset="cityscapes", split="val", source="official 
         "model": model,
         "dataset": dataset,
         "split": split,
-        "protocol": "single-scale",
+        "protocol": "whole",
+        "protocol_spec": {"name": "whole", "params": {}},
         "status": status,
         "error": None,
         "miou": miou,
@@ -94,6 +98,11 @@ def records():
         evaluation("bisenetv2", 70.1),
         evaluation("fastscnn", 60.0, dataset="camvid", split="test", source="trained by SegBench <i>"),
     ]  # fmt: skip
+
+
+def rows(recs=None) -> list[dict]:
+    """The fixture records as `reports.load` hands them to the tables."""
+    return [as_row(from_dict(r), "fixture.jsonl") for r in (recs or records())]
 
 
 def write(path: Path, recs=None) -> Path:

@@ -20,7 +20,7 @@ from tests.reports.fixtures import EVIL, bench
 
 @pytest.fixture(scope="module")
 def recs():
-    return [{**r, "source_file": "fixture.jsonl"} for r in fixtures.records()]
+    return fixtures.rows()
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +36,12 @@ def test_pareto_mask_hand_cases():
 
 
 def test_latest_record_per_cell_wins():
-    old = bench("bisenetv2", 50.0, timestamp="2026-01-01T00:00:00+00:00")
-    new = bench("bisenetv2", 20.0, timestamp="2026-02-01T00:00:00+00:00")
+    old, new = fixtures.rows(
+        [
+            bench("bisenetv2", 50.0, timestamp="2026-01-01T00:00:00+00:00"),
+            bench("bisenetv2", 20.0, timestamp="2026-02-01T00:00:00+00:00"),
+        ]
+    )
     assert latest_per_cell([new, old]) == [new]
     assert latest_per_cell([old, new]) == [new]
 
