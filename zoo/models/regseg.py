@@ -214,6 +214,7 @@ CARD = ModelCard(
             source="paper abstract (current arXiv version)",
             input_hw=(720, 960),
             dataset="CamVid",
+            variant="the CamVid model (11 classes)",
             note=_SPEED_NOTE.format(fn="camvid_speed_test") + " arXiv v1's abstract says 70 FPS.",
             **_SPEED,
         ),
@@ -226,6 +227,7 @@ CARD = ModelCard(
             split="test",
             protocol="single-scale at 720x960, no flip; trained on train+val from the Cityscapes trainval "
             "checkpoint (official configs/camvid_200epochs.yaml), no ImageNet pretraining",
+            variant="the CamVid model (11 classes, trained on CamVid train+val)",
             note="CamVid has 11 classes; the card's model has 19.",
         ),
     ),
