@@ -222,6 +222,7 @@ CARD_A = ModelCard(
             source="paper abstract",
             dataset="Cityscapes",
             convention="multiply-adds",
+            variant="DFANet A' (DFANet A at the lower input size)",
             note="DFANet A': the same network at the lower input size (512x1024 per secondary readings).",
         ),
         Reported(
@@ -230,6 +231,7 @@ CARD_A = ModelCard(
             source="paper abstract",
             dataset="Cityscapes",
             device="NVIDIA Titan X",
+            variant="DFANet A' (DFANet A at the lower input size)",
             note="DFANet A' (lower input size). Backend, precision and batch are not in the abstract.",
         ),
         Reported(
@@ -238,6 +240,7 @@ CARD_A = ModelCard(
             source="paper abstract",
             dataset="Cityscapes",
             split="test",
+            variant="DFANet A' (DFANet A at the lower input size)",
             note="DFANet A' (lower input size).",
         ),
     ),
