@@ -210,6 +210,7 @@ CARD = ModelCard(
             dataset="Cityscapes",
             split="test",
             protocol=_CS_PROTOCOL,
+            variant="trained on train+val (fine)",
             note="Released model trained on train+val (fine) for 90k iterations.",
         ),
     ),
