@@ -12,7 +12,7 @@ Official code: the first author's TorchSeg, ycszen/TorchSeg (now yu-changqian/To
 model/bisenet/cityscapes.bisenet.{X39,R18}[.speed]/network.py, furnace/seg_opr/seg_oprs.py (ARM, FFM) and
 furnace/base_model/xception.py (Xception39). mmsegmentation links it as the official repo. The paper never
 defines Xception39 or any channel width; everything below that the paper leaves open follows TorchSeg, and
-with TorchSeg's widths our parameter counts equal its counts (up to the FFM biases noted below).
+with TorchSeg's widths our parameter counts equal its counts.
 
 Xception39 (TorchSeg furnace/base_model/xception.py): 3x3 conv 3->8 stride 2 + BN-ReLU, 3x3 max-pool
 stride 2, then three stages of 4, 8, 4 residual blocks (1/8, 1/16, 1/32) with bottleneck widths 16, 32, 64
@@ -34,21 +34,30 @@ Choices and deviations:
 - After each ARM sum, the map is bilinearly upsampled to the next stage and refined by a 3x3
   conv-BN-ReLU (TorchSeg; the paper does not detail the U-shape merge).
 - FFM: concat -> 1x1 conv-BN-ReLU (256) -> squeeze-excitation weighting, output x + x * weight (as in
-  the paper). The weighting is `zoo.layers.SqueezeExcite` with no channel reduction (TorchSeg's reduction=1);
-  its 1x1 convs have biases where TorchSeg's have none: 512 more parameters.
+  the paper). The weighting is `zoo.layers.SqueezeExcite` with no channel reduction (TorchSeg's reduction=1)
+  and, as in TorchSeg, no biases in its 1x1 convs.
 - Heads (`SegHead`): main 3x3 conv-BN-ReLU 256->64 + 1x1 classifier; auxiliary 128->128 + classifier
   (TorchSeg's real-time ".speed" configs; its full-resolution R18 config widens the aux heads to 256; the
   paper gives no widths). Aux logits are upsampled to the input size, as in TorchSeg's accuracy configs.
-- Upsampling is bilinear with align_corners=False and explicit target sizes (`resize_to`), so inputs whose
-  sides are not multiples of 32 work; TorchSeg uses align_corners=True and scale factors.
+- Upsampling is bilinear with align_corners=True, as in TorchSeg, to explicit target sizes (`resize_to`)
+  where TorchSeg uses scale factors: the same numbers at sizes that are multiples of 32, and inputs whose
+  sides are not still work. (Until parity was tested this used align_corners=False: 79% / 91% argmax
+  agreement with TorchSeg for X39 / R18 with identical weights.)
 - The ResNet-18 trunk is torchvision's (`zoo.backbones.ResNetFeatures(18)`), as TorchSeg's resnet18
   (deep_stem=False) is the standard one; ImageNet ResNet-18 weights load into `context_path.backbone`.
 - The model does not resize its input. For the paper's speed numbers the authors resize 2048x1024 to
   1536x768 (first author in yu-changqian/TorchSeg#6); the harness feeds that size (card input_hw).
 - The BNs after global pooling (ARM, global context) need batch size > 1 in training mode.
+
+Official weights: `convert_official` (registered with both builders) maps a TorchSeg BiSeNet checkpoint
+onto our keys, aux heads included (build with aux_head_channels=256 for the full-resolution R18 config).
+Parity: tests/fixtures/parity/bisenet_{xception39,r18}.json, recorded from the full-resolution X39 and R18
+configs' network.py at the commit above, match through `load_weights`.
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 from torch import nn
@@ -146,8 +155,8 @@ class ContextPath(nn.Module):
     def forward(self, x: torch.Tensor, out_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         f16, f32 = self.backbone(x)[-2:]
         # The pooled context is 1x1: broadcasting equals TorchSeg's bilinear upsampling of it.
-        up32 = self.refine32(resize_to(self.arm32(f32) + self.global_context(f32), f16))
-        up16 = self.refine16(resize_to(self.arm16(f16) + up32, out_size))
+        up32 = self.refine32(resize_to(self.arm32(f32) + self.global_context(f32), f16, align_corners=True))
+        up16 = self.refine16(resize_to(self.arm16(f16) + up32, out_size, align_corners=True))
         return up32, up16
 
 
@@ -172,7 +181,7 @@ class BiSeNet(nn.Module):
             ConvBNAct(64, channels, 1),
         )
         self.context_path = ContextPath(backbone, channels)
-        self.ffm = FeatureFusion(2 * channels, 2 * channels)
+        self.ffm = FeatureFusion(2 * channels, 2 * channels, se_bias=False)
         self.head = SegHead(2 * channels, head_channels, num_classes)
         self.aux_heads = (
             nn.ModuleList(SegHead(channels, aux_head_channels, num_classes) for _ in range(2))
@@ -184,9 +193,13 @@ class BiSeNet(nn.Module):
     def forward(self, x: torch.Tensor):
         spatial = self.spatial_path(x)
         ctx16, ctx8 = self.context_path(x, spatial.shape[-2:])
-        logits = resize_to(self.head(self.ffm(spatial, ctx8)), x)
+        logits = resize_to(self.head(self.ffm(spatial, ctx8)), x, align_corners=True)
         if self.training and self.aux_heads is not None:
-            return logits, [resize_to(h(f), x) for h, f in zip(self.aux_heads, (ctx16, ctx8), strict=True)]
+            aux = [
+                resize_to(h(f), x, align_corners=True)
+                for h, f in zip(self.aux_heads, (ctx16, ctx8), strict=True)
+            ]
+            return logits, aux
         return logits
 
 
@@ -209,7 +222,7 @@ _README_NOTE = (
 )
 _NOTES_COMMON = (
     "Params: no copy of the paper's tables could be read here, so the params figure is the official "
-    "code's count without the aux heads (ours adds only the FFM's 512 SE biases). A user of the official "
+    "code's count without the aux heads (ours is equal). A user of the official "
     "repo quotes the paper's Xception39 figure as 5.8M against 1.54M counted, and another replies that "
     "the paper seems to give size on disk (yu-changqian/TorchSeg#30); secondary tables give 49M for "
     "ResNet-18. Both are close to the official counts' fp32 size in MiB (5.9, 49.2); unverified, so left "
@@ -347,13 +360,66 @@ CARD_R18 = ModelCard(
 )
 
 
-@register_model(card=CARD_X39)
+_RULES = (  # TorchSeg key (after any `module.`) -> ours; first match wins
+    (r"^spatial_path\.conv_7x7\.", "spatial_path.0."),
+    (r"^spatial_path\.conv_3x3_1\.", "spatial_path.1."),
+    (r"^spatial_path\.conv_3x3_2\.", "spatial_path.2."),
+    (r"^spatial_path\.conv_1x1\.", "spatial_path.3."),
+    (r"^global_context\.", "context_path.global_context."),
+    (r"^arms\.0\.conv_3x3\.", "context_path.arm32.conv."),  # arms[0] refines the 1/32 stage
+    (r"^arms\.1\.conv_3x3\.", "context_path.arm16.conv."),
+    (r"^arms\.0\.channel_attention\.", "context_path.arm32.attention."),
+    (r"^arms\.1\.channel_attention\.", "context_path.arm16.attention."),
+    (r"^refines\.0\.", "context_path.refine32."),
+    (r"^refines\.1\.", "context_path.refine16."),
+    (r"^ffm\.conv_1x1\.", "ffm.conv."),
+    (r"^ffm\.channel_attention\.1\.conv\.", "ffm.se.reduce."),
+    (r"^ffm\.channel_attention\.2\.conv\.", "ffm.se.expand."),
+    (r"^heads\.2\.", "head."),  # main head; heads 0 and 1 are the aux heads on the 1/16 and 1/8 outputs
+    (r"^heads\.([01])\.", r"aux_heads.\1."),
+)
+_HEAD_RULES = ((r"\.conv_3x3\.", ".conv."), (r"\.conv_1x1\.", ".cls."))
+_XCEPTION_RULES = (  # furnace/base_model/xception.py, after context_path. -> context_path.backbone.
+    (r"\.conv1\.(conv|bn)\.", r".stem.0.\1."),  # the stem's ConvBnRelu (ResNet's conv1 is a bare conv)
+    (r"\.layer(\d)\.", lambda m: f".stages.{int(m[1]) - 1}."),
+    (r"\.residual_branch\.", ".residual."),
+    (r"\.proj\.", ".shortcut."),
+    (r"\.conv1\.weight$", ".depthwise.conv.weight"),
+    (r"\.point_wise_cbr\.", ".pointwise."),
+)
+
+
+def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """TorchSeg BiSeNet checkpoint (its engine saves {'model': state_dict, ...}, unwrapped on reading) ->
+    ours, for both context paths (TorchSeg's ResNet-18 has torchvision's names). The aux heads (heads.0,
+    heads.1) map onto `aux_heads`: 128 wide in the X39 configs and R18.speed, 256 in the full-resolution R18
+    config (build that with aux_head_channels=256)."""
+    xception = any(".point_wise_cbr." in k for k in state)
+    out = {}
+    for key, value in state.items():
+        if key.startswith("context_path."):
+            key = key.replace("context_path.", "context_path.backbone.", 1)
+            for pattern, repl in _XCEPTION_RULES if xception else ():
+                key = re.sub(pattern, repl, key)
+        else:
+            for pattern, repl in _RULES:
+                key, n = re.subn(pattern, repl, key)
+                if n:
+                    break
+            if key.startswith(("head.", "aux_heads.")):
+                for pattern, repl in _HEAD_RULES:
+                    key = re.sub(pattern, repl, key)
+        out[key] = value
+    return out
+
+
+@register_model(card=CARD_X39, converter=convert_official)
 def bisenet_xception39(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
     """BiSeNet with TorchSeg's Xception39 context path. kwargs: channels, head_channels, aux_head_channels."""
     return BiSeNet(Xception39(), num_classes=num_classes, aux_heads=aux_heads, **kwargs)
 
 
-@register_model(card=CARD_R18)
+@register_model(card=CARD_R18, converter=convert_official)
 def bisenet_r18(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
     """BiSeNet with a torchvision ResNet-18 context path. kwargs as for bisenet_xception39."""
     return BiSeNet(ResNetFeatures(18), num_classes=num_classes, aux_heads=aux_heads, **kwargs)

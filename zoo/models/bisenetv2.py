@@ -27,9 +27,22 @@ Choices and deviations:
 - The model does not resize its input. The paper runs Cityscapes at 1024x512 (2048x1024 resized down,
   logits resized back up); the harness feeds that size (card input_hw).
 - The BN after global pooling in the CE block (paper) needs batch size > 1 in training mode.
+
+The reference's layers: `bisenetv2(reference_layers=True)` adds what CoinCheung/BiSeNet (and mmsegmentation)
+add to the paper's figures: a ReLU after each GE layer's last depthwise conv, ConvBNReLU closing the CE
+block, a ReLU after the BGA's 3x3 conv + BN, nearest upsampling in the BGA, and no bias in the BGA's two 1x1
+convs (3,358,627 parameters without booster heads, the reference's count; 3,358,755 by default). The
+default stays the paper's drawing. Official weights: `convert_official` (registered with the builder) maps
+CoinCheung's released checkpoint onto that variant built with aux_heads=False, dropping its two-conv booster
+heads (training only). Parity: tests/fixtures/parity/bisenetv2.json, recorded from CoinCheung's
+lib/models/bisenetv2.py @ 6b4b67a, matches through `load_weights` with reference_layers=True; nothing
+runnable builds the paper's drawing, so the default has no parity reference.
 """
 
 from __future__ import annotations
+
+import re
+from functools import partial
 
 import torch
 from torch import nn
@@ -61,14 +74,32 @@ class StemBlock(nn.Module):
 class GELayer(nn.Module):
     """Fig. 5b/c: gather-and-expansion layer; stride 2 adds a second depthwise conv, separable shortcut."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expansion: int = 6):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        expansion: int = 6,
+        reference_layers: bool = False,
+    ):
         super().__init__()
         mid = in_channels * expansion
         self.gather = ConvBNAct(in_channels, in_channels, 3)
         # A depthwise conv with channel multiplier `expansion` expands; linear (no ReLU) as in the paper.
-        expand = [ConvBNAct(in_channels, mid, 3, stride=stride, groups=in_channels, act_layer=None)]
+        # The references put a ReLU after the last depthwise conv ("not shown in paper").
+        last_act = nn.ReLU if reference_layers else None
+        expand = [
+            ConvBNAct(
+                in_channels,
+                mid,
+                3,
+                stride=stride,
+                groups=in_channels,
+                act_layer=None if stride > 1 else last_act,
+            )
+        ]
         if stride > 1:
-            expand.append(ConvBNAct(mid, mid, 3, groups=mid, act_layer=None))
+            expand.append(ConvBNAct(mid, mid, 3, groups=mid, act_layer=last_act))
         self.expand = nn.Sequential(*expand)
         self.project = ConvBNAct(mid, out_channels, 1, act_layer=None)
         if stride == 1 and in_channels == out_channels:
@@ -86,13 +117,17 @@ class GELayer(nn.Module):
 class CEBlock(nn.Module):
     """Fig. 4b: global average pool -> BN -> 1x1 ConvBNReLU, broadcast-added to the input, then a 3x3 conv."""
 
-    def __init__(self, channels: int = 128):
+    def __init__(self, channels: int = 128, reference_layers: bool = False):
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.bn = nn.BatchNorm2d(channels)
         self.conv_gap = ConvBNAct(channels, channels, 1)
         # A plain conv as drawn in the paper (the references use ConvBNReLU).
-        self.conv_last = ConvBNAct(channels, channels, 3, norm_layer=None, act_layer=None)
+        self.conv_last = (
+            ConvBNAct(channels, channels, 3)
+            if reference_layers
+            else ConvBNAct(channels, channels, 3, norm_layer=None, act_layer=None)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_last(x + self.conv_gap(self.bn(self.pool(x))))
@@ -101,16 +136,20 @@ class CEBlock(nn.Module):
 class SemanticBranch(nn.Module):
     """Table 1, Semantic Branch; returns every stage output (the booster heads tap the first four)."""
 
-    def __init__(self, channels: tuple[int, int, int, int] = (16, 32, 64, 128), expansion: int = 6):
+    def __init__(
+        self,
+        channels: tuple[int, int, int, int] = (16, 32, 64, 128),
+        expansion: int = 6,
+        reference_layers: bool = False,
+    ):
         super().__init__()
         c1, c3, c4, c5 = channels
+        ge = partial(GELayer, expansion=expansion, reference_layers=reference_layers)
         self.stem = StemBlock(c1)
-        self.s3 = nn.Sequential(GELayer(c1, c3, 2, expansion), GELayer(c3, c3, 1, expansion))
-        self.s4 = nn.Sequential(GELayer(c3, c4, 2, expansion), GELayer(c4, c4, 1, expansion))
-        self.s5 = nn.Sequential(
-            GELayer(c4, c5, 2, expansion), *(GELayer(c5, c5, 1, expansion) for _ in range(3))
-        )
-        self.ce = CEBlock(c5)
+        self.s3 = nn.Sequential(ge(c1, c3, 2), ge(c3, c3, 1))
+        self.s4 = nn.Sequential(ge(c3, c4, 2), ge(c4, c4, 1))
+        self.s5 = nn.Sequential(ge(c4, c5, 2), *(ge(c5, c5, 1) for _ in range(3)))
+        self.ce = CEBlock(c5, reference_layers)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         f2 = self.stem(x)
@@ -133,26 +172,28 @@ def _detail_branch(channels: tuple[int, int, int] = (64, 64, 128)) -> nn.Sequent
 class BGALayer(nn.Module):
     """Fig. 6: each branch gates the other (sigmoid) at its own scale; the two results are summed."""
 
-    def __init__(self, channels: int = 128):
+    def __init__(self, channels: int = 128, reference_layers: bool = False):
         super().__init__()
         c = channels
+        # The references upsample the semantic gates with nearest (the paper's Fig. 6 says bilinear).
+        self.up_mode = "nearest" if reference_layers else "bilinear"
         # 3x3 depthwise + BN, then a 1x1 conv without BN (as drawn in Fig. 6).
-        self.detail_keep = nn.Sequential(
-            ConvBNAct(c, c, 3, groups=c, act_layer=None), ConvBNAct(c, c, 1, norm_layer=None, act_layer=None)
-        )
+        # The references' 1x1 convs here have no bias.
+        pointwise = partial(ConvBNAct, c, c, 1, norm_layer=None, act_layer=None, bias=not reference_layers)
+        self.detail_keep = nn.Sequential(ConvBNAct(c, c, 3, groups=c, act_layer=None), pointwise())
         self.detail_down = nn.Sequential(
             ConvBNAct(c, c, 3, stride=2, act_layer=None), nn.AvgPool2d(3, stride=2, padding=1)
         )
-        self.semantic_keep = nn.Sequential(
-            ConvBNAct(c, c, 3, groups=c, act_layer=None), ConvBNAct(c, c, 1, norm_layer=None, act_layer=None)
-        )
+        self.semantic_keep = nn.Sequential(ConvBNAct(c, c, 3, groups=c, act_layer=None), pointwise())
         self.semantic_up = ConvBNAct(c, c, 3, act_layer=None)
-        self.fuse = ConvBNAct(c, c, 3, act_layer=None)  # no ReLU in Fig. 6; the seg head's conv follows
+        # No ReLU in Fig. 6 (the seg head's conv follows); the references add one ("not shown in paper").
+        self.fuse = ConvBNAct(c, c, 3, act_layer=nn.ReLU if reference_layers else None)
 
     def forward(self, detail: torch.Tensor, semantic: torch.Tensor) -> torch.Tensor:
-        high = self.detail_keep(detail) * torch.sigmoid(resize_to(self.semantic_up(semantic), detail))
+        up = self.up_mode
+        high = self.detail_keep(detail) * torch.sigmoid(resize_to(self.semantic_up(semantic), detail, up))
         low = self.detail_down(detail) * torch.sigmoid(self.semantic_keep(semantic))
-        return self.fuse(high + resize_to(low, detail))
+        return self.fuse(high + resize_to(low, detail, up))
 
 
 class BiSeNetV2(nn.Module):
@@ -165,11 +206,12 @@ class BiSeNetV2(nn.Module):
         aux_heads: bool = True,
         head_channels: int = 1024,
         aux_head_channels: int = 128,
+        reference_layers: bool = False,
     ):
         super().__init__()
         self.detail = _detail_branch()
-        self.semantic = SemanticBranch()
-        self.bga = BGALayer(128)
+        self.semantic = SemanticBranch(reference_layers=reference_layers)
+        self.bga = BGALayer(128, reference_layers)
         self.head = SegHead(128, head_channels, num_classes)
         self.aux_heads = (
             nn.ModuleList(SegHead(c, aux_head_channels, num_classes) for c in (16, 32, 64, 128))
@@ -206,8 +248,10 @@ CARD = ModelCard(
             metric="params",
             value=3.359,
             source="CoinCheung/BiSeNet@6b4b67a8e3eb0cc23b3d7a94843a7c3c11dedca8:lib/models/bisenetv2.py",
+            variant="the reference implementation's layers (bisenetv2 with reference_layers=True)",
             note="Not a paper number: the paper gives no params figure. Count of the reference "
-            "implementation, 3,358,627, built with aux_mode='eval' (no booster heads) and 19 classes.",
+            "implementation, 3,358,627, built with aux_mode='eval' (no booster heads) and 19 classes; "
+            "ours with reference_layers=True has exactly that, the default (the paper's drawing) 128 more.",
         ),
         Reported(
             metric="flops",
@@ -265,7 +309,56 @@ CARD = ModelCard(
 )
 
 
-@register_model(card=CARD)
+_CONV_BN = ("conv", "bn")  # index in an official (conv, bn[, ...]) Sequential -> our ConvBNAct attribute
+_RULES = (  # CoinCheung/BiSeNet lib/models/bisenetv2.py names -> ours; first match wins
+    (r"^detail\.S([123])\.", lambda m: f"detail.{int(m[1]) - 1}."),
+    (r"^segment\.S1S2\.", "semantic.stem."),
+    (r"^segment\.S([34])\.", r"semantic.s\1."),
+    (r"^segment\.S5_4\.", "semantic.s5."),
+    (r"^segment\.S5_5\.", "semantic.ce."),
+    (r"^bga\.left1\.([01])\.", lambda m: f"bga.detail_keep.0.{_CONV_BN[int(m[1])]}."),
+    (r"^bga\.left1\.2\.", "bga.detail_keep.1.conv."),
+    (r"^bga\.left2\.([01])\.", lambda m: f"bga.detail_down.0.{_CONV_BN[int(m[1])]}."),
+    (r"^bga\.right1\.([01])\.", lambda m: f"bga.semantic_up.{_CONV_BN[int(m[1])]}."),
+    (r"^bga\.right2\.([01])\.", lambda m: f"bga.semantic_keep.0.{_CONV_BN[int(m[1])]}."),
+    (r"^bga\.right2\.2\.", "bga.semantic_keep.1.conv."),
+    (r"^bga\.conv\.([01])\.", lambda m: f"bga.fuse.{_CONV_BN[int(m[1])]}."),
+    (r"^head\.conv_out\.1\.", "head.cls."),
+)
+_GE_RULES = (  # inside a GE layer
+    (r"\.conv1\.", ".gather."),
+    (r"\.dwconv1?\.([01])\.", lambda m: f".expand.0.{_CONV_BN[int(m[1])]}."),
+    (r"\.dwconv2\.([01])\.", lambda m: f".expand.1.{_CONV_BN[int(m[1])]}."),
+    (r"\.conv2\.([01])\.", lambda m: f".project.{_CONV_BN[int(m[1])]}."),
+    (
+        r"\.shortcut\.(\d)\.",
+        lambda m: f".shortcut.{('depthwise', 'pointwise')[int(m[1]) // 2]}.{_CONV_BN[int(m[1]) % 2]}.",
+    ),
+)
+
+
+def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CoinCheung/BiSeNet BiSeNetV2 checkpoint (model_final_v2_city.pth) -> ours, for the model built with
+    reference_layers=True and aux_heads=False. Its booster heads (aux2, aux3, aux4, aux5_4: training only,
+    two convs each where ours have the paper's one) are dropped."""
+    out = {}
+    for key, value in state.items():
+        if key.startswith("aux"):
+            continue
+        for pattern, repl in _RULES:
+            key, n = re.subn(pattern, repl, key)
+            if n:
+                break
+        if re.match(r"semantic\.s\d\.", key):
+            for pattern, repl in _GE_RULES:
+                key, n = re.subn(pattern, repl, key)
+                if n:
+                    break
+        out[key] = value
+    return out
+
+
+@register_model(card=CARD, converter=convert_official)
 def bisenetv2(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
     """BiSeNet V2 (lambda = 1/4, expansion 6). kwargs: head_channels (C_t, 1024), aux_head_channels (128)."""
     return BiSeNetV2(num_classes=num_classes, aux_heads=aux_heads, **kwargs)

@@ -30,10 +30,15 @@ Choices and deviations (none changes parameters or outputs' meaning):
 - Upsampling uses `resize_to` (bilinear, align_corners=False), like the official F.upsample call.
 - The official code's optional Dropout2d(0.1) before the classifier (off by default) is left out.
 - Initialisation: Kaiming-normal convs, as in the official code.
+
+Official weights: `convert_official` (registered with the builder) maps the authors' checkpoint
+(checkpoint['model'] of a DataParallel model) onto our keys. Parity: tests/fixtures/parity/cgnet.json,
+recorded from model/CGNet.py at the commit above, matches through `load_weights`.
 """
 
 from __future__ import annotations
 
+import re
 from functools import partial
 
 import torch
@@ -185,7 +190,43 @@ CARD = ModelCard(
 )
 
 
-@register_model(card=CARD)
+_RULES = (  # official model/CGNet.py names -> ours, first match wins
+    (r"^level1_(\d)\.", r"stage1.\1."),
+    (r"^b1\.", "norm1."),
+    (r"^bn_prelu_([23])\.", r"norm\1."),
+    (r"^level([23])_0\.", r"down\1."),
+    (r"^level([23])\.(\d+)\.", r"stage\1.\2."),
+    (r"^classifier\.\d\.conv\.", "classifier."),  # Sequential([Dropout2d,] Conv)
+)
+_BLOCK_RULES = (  # inside a CG block
+    (r"\.conv1x1\.", ".reduce_in."),
+    (r"\.F_(loc|sur)\.conv\.", r".f_\1."),
+    (r"\.bn_prelu\.", ".f_joi."),
+    (r"^(down\d)\.(bn|act)\.", r"\1.f_joi.\2."),
+    (r"^(down\d)\.reduce\.conv\.", r"\1.reduce_out."),
+    (r"\.F_glo\.fc\.0\.", ".f_glo.reduce."),
+    (r"\.F_glo\.fc\.2\.", ".f_glo.expand."),
+)
+
+
+def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Official checkpoint (checkpoint['model'], `module.` stripped on reading) -> ours. The f_glo
+    nn.Linear weights (out, in) become 1x1 conv weights (out, in, 1, 1)."""
+    out = {}
+    for key, value in state.items():
+        for pattern, repl in _RULES:
+            key, n = re.subn(pattern, repl, key)
+            if n:
+                break
+        for pattern, repl in _BLOCK_RULES:
+            key = re.sub(pattern, repl, key)
+        if ".f_glo." in key and key.endswith(".weight") and value.ndim == 2:
+            value = value[:, :, None, None]
+        out[key] = value
+    return out
+
+
+@register_model(card=CARD, converter=convert_official)
 def cgnet(num_classes: int = 19, **kwargs) -> nn.Module:
     """CGNet_M3N21 (kwargs m, n for other depths); CGNet has no training-only heads."""
     return CGNet(num_classes=num_classes, **kwargs)

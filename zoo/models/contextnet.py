@@ -31,6 +31,11 @@ Choices and deviations:
 - No dropout (training only) and no auxiliary heads (none is described for ContextNet).
 - The paper trains wider networks and prunes them back to this size (its "network compression"); only the
   final architecture is built here.
+
+Parity: unverified. The authors released neither code nor weights, and the reimplementation the card names
+(xiaoyufenfei/Efficient-Segmentation-Networks) departs from the paper's Table 1 (Fast-SCNN's classifier, no
+final 3x3 conv in the context branch, align_corners=True), so it computes another function than this model;
+none of the others read builds exactly the table either.
 """
 
 from __future__ import annotations

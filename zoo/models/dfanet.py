@@ -39,6 +39,11 @@ Choices and deviations:
   quoting the FC-attention description) are the sources.
 - Every upsample resizes to an explicit size (`resize_to`): the model accepts any input size (stride-2
   3x3 convs with padding 1 and stride-2 1x1 shortcuts both give ceil(n/2)).
+
+Parity: unverified. The authors released neither code nor weights. This model strides in a unit's first
+separable conv (the paper's FLOPs) where both references stride in the third, and takes the conv after the
+low-level sum from Fast_Seg only, so it matches neither reference exactly; huaifeng1993's builds DFANet A
+only.
 """
 
 from __future__ import annotations
@@ -217,6 +222,7 @@ CARD_A = ModelCard(
             source="paper abstract",
             dataset="Cityscapes",
             convention="multiply-adds",
+            variant="DFANet A' (DFANet A at the lower input size)",
             note="DFANet A': the same network at the lower input size (512x1024 per secondary readings).",
         ),
         Reported(
@@ -225,6 +231,7 @@ CARD_A = ModelCard(
             source="paper abstract",
             dataset="Cityscapes",
             device="NVIDIA Titan X",
+            variant="DFANet A' (DFANet A at the lower input size)",
             note="DFANet A' (lower input size). Backend, precision and batch are not in the abstract.",
         ),
         Reported(
@@ -233,6 +240,7 @@ CARD_A = ModelCard(
             source="paper abstract",
             dataset="Cityscapes",
             split="test",
+            variant="DFANet A' (DFANet A at the lower input size)",
             note="DFANet A' (lower input size).",
         ),
     ),

@@ -18,12 +18,18 @@ Deviations: none in the layers (with the official weights loaded, outputs match 
 exactly). The official `Net` also builds the encoder-only classifier (a 1x1 conv, 128 -> classes, 2,451
 parameters at 19 classes) used to pre-train the encoder; the full model never runs it, so it is left out.
 
+Official weights: `convert_official` (registered with the builder) maps the authors' erfnet_pretrained.pth
+onto our keys and drops the encoder-only classifier. Parity: tests/fixtures/parity/erfnet.json, recorded
+from eval/erfnet.py at the commit above, matches through `load_weights` (tests/zoo/test_parity.py).
+
 Input sizes: a downsampler's conv gives ceil(n/2) and its pool floor(n/2), and every transposed conv doubles
 exactly, so H and W must be multiples of 8; the card's input_divisor=8 makes the harness pad other sizes. At
 those sizes (360x480, 200x328 included) the logits come out at the input size, so no final resize is needed.
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 import torch.nn.functional as F
@@ -178,7 +184,31 @@ CARD = ModelCard(
 )
 
 
-@register_model(card=CARD)
+# Official decoder.layers index -> ours: upsamplers (0, 3) are Sequential(conv, bn, relu) here.
+_UPSAMPLER_PARTS = {"conv": "0", "bn": "1"}
+
+
+def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Official erfnet_pytorch checkpoint (erfnet_pretrained.pth, `module.` stripped on reading) -> ours.
+
+    encoder.initial_block -> encoder.0, encoder.layers.i -> encoder.(i+1), decoder.layers.i -> decoder.i
+    (the two upsamplers' conv/bn -> .0/.1), decoder.output_conv -> classifier; the encoder-only classifier
+    (encoder.output_conv, used to pre-train the encoder, never run by the full model) is dropped."""
+    out = {}
+    for key, value in state.items():
+        if key.startswith("encoder.output_conv."):
+            continue
+        key = key.replace("encoder.initial_block.", "encoder.0.", 1)
+        key = re.sub(r"^encoder\.layers\.(\d+)\.", lambda m: f"encoder.{int(m[1]) + 1}.", key)
+        upsampler = r"^decoder\.layers\.([03])\.(conv|bn)\."
+        key = re.sub(upsampler, lambda m: f"decoder.{m[1]}.{_UPSAMPLER_PARTS[m[2]]}.", key)
+        key = re.sub(r"^decoder\.layers\.(\d+)\.", r"decoder.\1.", key)
+        key = key.replace("decoder.output_conv.", "classifier.", 1)
+        out[key] = value
+    return out
+
+
+@register_model(card=CARD, converter=convert_official)
 def erfnet(num_classes: int = 19, **kwargs) -> nn.Module:
     """ERFNet as in the paper's Table 1. It has no training-only heads; kwargs are accepted and ignored."""
     return ERFNet(num_classes=num_classes)

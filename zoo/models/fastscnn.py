@@ -33,6 +33,16 @@ Choices and deviations:
   mmsegmentation config's FCN heads (channels=32, one conv) without their dropout.
 - No dropout before the classifier (the paper's is training-only). Logits, not softmax/argmax: the paper's
   "Fast-SCNN cls" replaces the final softmax by argmax; both are outside our model.
+
+Parity: unverified. The authors released neither code nor weights, and no reimplementation read builds this
+paper's network, so matching one would mean departing from the paper. mmsegmentation's fast_scnn.py (the
+card's reference) changed between versions and differs from the paper in each: at 0be9e8d a full 1x1 conv
+(128 x 128) replaces the fusion's depthwise conv and its DSConvs have a ReLU between depthwise and
+pointwise convs (mmcv's default); at f950c44 the PPM is fused by a 3x3 conv (+0.26M parameters over the
+paper's 1.11M) and the fusion's depthwise conv has no dilation; in both, the decode head's DSConvs put a
+ReLU between depthwise and pointwise convs. Tramac/Fast-SCNN-pytorch likewise has that ReLU, no dilation and
+align_corners=True resizes. mmsegmentation's checkpoints are for its own network, so no converter is
+registered.
 """
 
 from __future__ import annotations

@@ -36,6 +36,13 @@ Deviations:
 - Max pooling rounds down (PyTorch) where Caffe rounds up; equal for the official odd sizes.
 - The official net starts with a per-channel Caffe Scale layer on the input (3 parameters), left out: input
   normalisation belongs to the harness.
+
+Parity: unverified. The official code is Caffe only (prototxt + caffemodel), which does not run here, and
+no PyTorch port by the authors exists. What it would take: read the released caffemodel's NetParameter with
+protobuf (caffe.proto compiled by protoc; no unpickling), map each Convolution / BatchNorm (mean and
+variance divided by its third, scale-factor blob) / Scale layer's blobs onto our keys, and, for exact
+outputs, resize with align_corners=True (Caffe's Interp) and pool the pyramid with the prototxt's fixed
+windows; then compare on the official 1025x2049 input.
 """
 
 from __future__ import annotations
@@ -203,6 +210,7 @@ CARD = ModelCard(
             dataset="Cityscapes",
             split="test",
             protocol=_CS_PROTOCOL,
+            variant="trained on train+val (fine)",
             note="Released model trained on train+val (fine) for 90k iterations.",
         ),
     ),
@@ -214,7 +222,8 @@ CARD = ModelCard(
     "tool, BN merged into the convs), a range, so no latency figure is recorded; the widely cited 30.3 FPS "
     "was not read at its source. No FLOPs figure verified (ours: 29.5 G multiply-adds at 1024x2048, "
     "fvcore). Left out: the 70.6 test mIoU cited by third-party tables, and CamVid and COCO-Stuff results "
-    "(not verified here).",
+    "(not verified here). Parity with the official Caffe model is unverified (module docstring: what a "
+    "caffemodel converter would take).",
 )
 
 

@@ -24,6 +24,8 @@ upsampling heads, the boundary loss added with a weight). Everything below that 
   ceil(n / s), so any input size works.
 - Heads: 3x3 ConvBNReLU (128) + 1x1 classifier, bilinear upsampling to the input size. The boundary head
   predicts one map per class ("class boundary"); the paper's boundary target format is not verified.
+
+Parity: unverified: no code, official or third-party, and no weights exist to compare with.
 """
 
 from __future__ import annotations
@@ -132,13 +134,21 @@ CARD = ModelCard(
             device="not stated in the abstract",
             note=_ABSTRACT_FPS_NOTE,
         ),
-        Reported(metric="miou", value=75.4, source="paper abstract", dataset="CamVid", split="test"),
+        Reported(
+            metric="miou",
+            value=75.4,
+            source="paper abstract",
+            dataset="CamVid",
+            split="test",
+            variant="the CamVid model (11 classes)",
+        ),
         Reported(
             metric="fps",
             value=91.0,
             source="paper abstract",
             dataset="CamVid",
             device="not stated in the abstract",
+            variant="the CamVid model (11 classes)",
             note="Input size not in the abstract. " + _ABSTRACT_FPS_NOTE,
         ),
     ),

@@ -19,9 +19,15 @@ the paper trains with plain cross-entropy and no ImageNet pretraining.
 Deviations: none in the function. A single-rate block (dilations (1,)) is one grouped conv, as officially;
 the official code splits with torch.tensor_split, here torch.chunk (same equal split). All stride-2 ops
 shrink by ceil(n/2) and the decoder resizes to explicit sizes, so any input size works.
+
+Official weights: `convert_official` (registered with the builder) maps the authors' checkpoints onto our
+keys. Parity: tests/fixtures/parity/regseg.json, recorded from model.py at the commit above, matches
+through `load_weights`.
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 from torch import nn
@@ -208,6 +214,7 @@ CARD = ModelCard(
             source="paper abstract (current arXiv version)",
             input_hw=(720, 960),
             dataset="CamVid",
+            variant="the CamVid model (11 classes)",
             note=_SPEED_NOTE.format(fn="camvid_speed_test") + " arXiv v1's abstract says 70 FPS.",
             **_SPEED,
         ),
@@ -220,6 +227,7 @@ CARD = ModelCard(
             split="test",
             protocol="single-scale at 720x960, no flip; trained on train+val from the Cityscapes trainval "
             "checkpoint (official configs/camvid_200epochs.yaml), no ImageNet pretraining",
+            variant="the CamVid model (11 classes, trained on CamVid train+val)",
             note="CamVid has 11 classes; the card's model has 19.",
         ),
     ),
@@ -232,7 +240,35 @@ CARD = ModelCard(
 )
 
 
-@register_model(card=CARD)
+_BLOCK_RULES = (  # official DBlock names -> ours, first match wins
+    (r"\.se\.conv1\.", ".se.reduce."),
+    (r"\.se\.conv2\.", ".se.expand."),
+    (r"\.conv1\.weight$", ".conv1.conv.weight"),
+    (r"\.bn1\.", ".conv1.bn."),
+    (r"\.conv2\.weight$", ".conv2.convs.0.weight"),  # single-rate block: one grouped conv
+    (r"\.conv3\.weight$", ".conv3.conv.weight"),
+    (r"\.bn3\.", ".conv3.bn."),
+)
+
+
+def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Official RegSeg("exp48_decoder26") checkpoint (its {'model': ...} wrapper unwrapped on reading) ->
+    ours. Stem and decoder keys are the same; D-block keys are renamed; a stride-2 shortcut (average pool,
+    then conv + BN) is our Sequential's second entry."""
+    out = {}
+    for key, value in state.items():
+        if key.startswith("body."):
+            for pattern, repl in _BLOCK_RULES:
+                key, n = re.subn(pattern, repl, key)
+                if n:
+                    break
+            if re.match(r"body\.(stage4|stage8\.0|stage16\.0)\.shortcut\.", key):  # the stride-2 blocks
+                key = key.replace(".shortcut.", ".shortcut.1.")
+        out[key] = value
+    return out
+
+
+@register_model(card=CARD, converter=convert_official)
 def regseg(num_classes: int = 19, **kwargs) -> nn.Module:
     """RegSeg (exp48_decoder26). kwargs: dilations (the 1/16-stage rates, EXP48_DILATIONS)."""
     return RegSeg(num_classes=num_classes, **kwargs)

@@ -27,6 +27,12 @@ Deviations and why:
   its std on 0-255 input); the harness feeds normalised tensors, as for every other model.
 - No auxiliary heads: the paper and the official single-scale config train with one cross-entropy on the
   final logits. (`efficient=True` gradient checkpointing in the official code is a training memory trick.)
+
+Official weights: `convert_official` (registered with the builder) maps the authors' checkpoint onto our
+keys and drops the encoder's normalisation buffers, so a model loaded with it expects what the official
+encoder computes from 0-255 RGB: (x - mean) / std with configs/rn18_single_scale.py's mean (73.15, 82.90,
+72.3) and std (47.67, 48.49, 47.73). Parity: tests/fixtures/parity/swiftnet.json, recorded from the
+official code at the commit above (normalisation buffers set to 0 and 1), matches through `load_weights`.
 """
 
 from __future__ import annotations
@@ -190,6 +196,33 @@ CARD = ModelCard(
 )
 
 
-@register_model(card=CARD)
+_RENAMES = (  # official key prefix -> ours, first match wins
+    ("backbone.spp.spp.spp_bn.", "spp.bottleneck."),
+    ("backbone.spp.spp.spp_fuse.", "spp.fuse."),
+    ("backbone.spp.spp.spp", "spp.levels."),
+    ("backbone.upsample.", "upsample."),
+)
+
+
+def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Official SemsegModel(resnet18(...)) checkpoint (weights/rn18_single_scale/model_best.pt) -> ours.
+
+    The encoder's normalisation buffers (backbone.img_mean, img_std, img_scale) are dropped: our model takes
+    normalised input (see the module docstring); `_BNReluConv`'s norm is our bn, blend_conv our blend."""
+    out = {}
+    for key, value in state.items():
+        if key.startswith(("backbone.img_mean", "backbone.img_std", "backbone.img_scale")):
+            continue
+        for old, new in _RENAMES:
+            if key.startswith(old):
+                key = new + key[len(old) :]
+                break
+        if key.startswith(("spp.", "upsample.", "logits.")):
+            key = key.replace(".norm.", ".bn.").replace(".blend_conv.", ".blend.")
+        out[key] = value
+    return out
+
+
+@register_model(card=CARD, converter=convert_official)
 def swiftnet(num_classes: int = 19, **kwargs) -> nn.Module:
     return SwiftNet(num_classes=num_classes, **kwargs)
