@@ -27,12 +27,15 @@ class AttentionRefinement(nn.Module):
 
 
 class FeatureFusion(nn.Module):
-    """concat(spatial, context) -> 1x1 ConvBNAct -> x + x * SE gate (bottleneck `rd_channels`)."""
+    """concat(spatial, context) -> 1x1 ConvBNAct -> x + x * SE gate (bottleneck `rd_channels`; `bias`: the
+    gate's 1x1 convs have biases)."""
 
-    def __init__(self, in_channels: int, out_channels: int, rd_channels: int | None = None):
+    def __init__(
+        self, in_channels: int, out_channels: int, rd_channels: int | None = None, bias: bool = True
+    ):
         super().__init__()
         self.conv = ConvBNAct(in_channels, out_channels, 1)
-        self.se = SqueezeExcite(out_channels, rd_channels or out_channels)
+        self.se = SqueezeExcite(out_channels, rd_channels or out_channels, bias=bias)
 
     def forward(self, spatial: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         x = self.conv(torch.cat([spatial, context], dim=1))

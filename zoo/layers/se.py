@@ -9,7 +9,8 @@ from torch import nn
 class SqueezeExcite(nn.Module):
     """Global average pool -> 1x1 conv (reduce) -> act -> 1x1 conv (expand) -> gate, then x * gate.
 
-    `rd_channels` is the bottleneck width (papers give it as channels // reduction, or a fixed number).
+    `rd_channels` is the bottleneck width (papers give it as channels // reduction, or a fixed number);
+    `bias=False` leaves the biases out of both 1x1 convs (BiSeNet's and STDC's fusion modules).
     """
 
     def __init__(
@@ -18,12 +19,13 @@ class SqueezeExcite(nn.Module):
         rd_channels: int,
         act_layer: type[nn.Module] = nn.ReLU,
         gate_layer: type[nn.Module] = nn.Sigmoid,
+        bias: bool = True,
     ):
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.reduce = nn.Conv2d(channels, rd_channels, 1)
+        self.reduce = nn.Conv2d(channels, rd_channels, 1, bias=bias)
         self.act = act_layer()
-        self.expand = nn.Conv2d(rd_channels, channels, 1)
+        self.expand = nn.Conv2d(rd_channels, channels, 1, bias=bias)
         self.gate = gate_layer()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
