@@ -30,9 +30,9 @@ from torch import nn
 
 from bench.errors import UsageError
 from bench.eval.datasets import IGNORE, SegDataset, load_dataset
-from bench.eval.preprocess import get_preprocess
-from bench.eval.recipes import Recipe
 from bench.eval.transforms import augment
+from zoo.evaluation import Recipe
+from zoo.registry import get_preprocess
 from zoo.weights import save_state_dict
 
 

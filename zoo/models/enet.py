@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.card import ModelCard, Paper, Reported
+from zoo.evaluation import Recipe
 from zoo.registry import register_model
 
 _BN_EPS = 1e-3  # official code
@@ -235,7 +236,25 @@ CARD = ModelCard(
 )
 
 
-@register_model(card=CARD)
+# Paszke et al. 2016, Sec. 5.1: Adam, lr 5e-4, L2 weight decay 2e-4, batch 10, class weights
+# 1/ln(1.02 + p). No LR schedule or augmentation is stated.
+RECIPE = Recipe(
+    optimizer="adam",
+    lr=5e-4,
+    weight_decay=2e-4,
+    schedule="constant",
+    batch_size=10,
+    crop_hw=(360, 480),
+    scale_range=(1.0, 1.0),
+    flip=False,
+    class_weighting="enet",
+    class_weight_c=1.02,
+    aux_weight=0.0,
+    source="ENet paper Sec. 5.1",
+)
+
+
+@register_model(card=CARD, recipe=RECIPE)
 def enet(num_classes: int = 19, **kwargs) -> nn.Module:
     """ENet as in the paper's Table 1. It has no training-only heads; kwargs are accepted and ignored."""
     return ENet(num_classes=num_classes)
