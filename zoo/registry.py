@@ -3,7 +3,9 @@
     @register_model(card=ModelCard(...))
     def bisenetv2(num_classes: int = 19, **kwargs) -> nn.Module: ...
 
-`create_model("bisenetv2")` builds it with random initialisation (nothing is ever downloaded).
+`create_model("bisenetv2")` builds it with random initialisation (nothing is ever downloaded). The per-model
+facts evaluation needs are registered with the builder too: the official-checkpoint converter, the
+authors' input preprocessing and their training recipe (`zoo.evaluation`).
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from collections.abc import Callable
 from torch import nn
 
 from zoo.card import GROUPS, ModelCard
+from zoo.evaluation import DEFAULT_RECIPE, IMAGENET, Preprocess, Recipe
 from zoo.layers.pad import PadToMultiple
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 _CARDS: dict[str, ModelCard] = {}
 # Official checkpoint -> our state_dict, registered with the builder (zoo.weights applies it).
 _CONVERTERS: dict[str, Callable[[dict], dict]] = {}
+_PREPROCESS: dict[str, Preprocess] = {}
+_RECIPES: dict[str, Recipe] = {}
 
 
 class UnknownModelError(KeyError):
@@ -30,10 +35,15 @@ class UnknownModelError(KeyError):
 
 
 def register_model(
-    card: ModelCard, converter: Callable[[dict], dict] | None = None
+    card: ModelCard,
+    converter: Callable[[dict], dict] | None = None,
+    preprocess: Preprocess | None = None,
+    recipe: Recipe | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register the decorated builder under its function name, with its card and, where the authors'
-    checkpoint names or shapes differ from ours, `converter(official_state_dict) -> our_state_dict`."""
+    checkpoint names or shapes differ from ours, `converter(official_state_dict) -> our_state_dict`;
+    `preprocess` where the authors' input is not `zoo.evaluation.IMAGENET`, `recipe` where the paper or
+    official code gives one."""
 
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         name = builder.__name__
@@ -45,6 +55,10 @@ def register_model(
         _CARDS[name] = dataclasses.replace(card, name=name)
         if converter is not None:
             _CONVERTERS[name] = converter
+        if preprocess is not None:
+            _PREPROCESS[name] = preprocess
+        if recipe is not None:
+            _RECIPES[name] = recipe
         return builder
 
     return decorator
@@ -92,6 +106,18 @@ def get_converter(name: str) -> Callable[[dict], dict] | None:
     """The official-checkpoint converter registered with `name`'s builder (None: keys load as they are)."""
     _check_known(name)
     return _CONVERTERS.get(name)
+
+
+def get_preprocess(name: str) -> Preprocess:
+    """The input preprocessing registered with `name`'s builder; ImageNet statistics (`IMAGENET`) for a model
+    with none, as for a name that is not registered (a caller's own stand-in model)."""
+    return _PREPROCESS.get(name, IMAGENET)
+
+
+def get_recipe(name: str) -> Recipe:
+    """The training recipe registered with `name`'s builder; `DEFAULT_RECIPE` for a model with none, as for a
+    name that is not registered."""
+    return _RECIPES.get(name, DEFAULT_RECIPE)
 
 
 def list_converters() -> list[str]:

@@ -34,6 +34,21 @@ def convert_state_dict(model_name: str | None, state: StateDict) -> dict[str, to
     return dict(converter(state)) if converter is not None else dict(state)
 
 
+def add_bn_counters(state: StateDict) -> dict[str, torch.Tensor]:
+    """`state` with a zero `num_batches_tracked` beside every BatchNorm `running_mean` that lacks one.
+
+    For checkpoints whose norms were not torch's BatchNorm (e.g. inplace_abn's ABN, which keeps no counter):
+    the counter only steers the running averages in training (momentum=None) and never changes inference.
+    """
+    out = dict(state)
+    for key in state:
+        if key.endswith(".running_mean"):
+            out.setdefault(
+                key.removesuffix("running_mean") + "num_batches_tracked", torch.zeros((), dtype=torch.long)
+            )
+    return out
+
+
 def _safetensors():
     try:
         import safetensors.torch

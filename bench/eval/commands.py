@@ -186,8 +186,8 @@ def _raise_interrupt(signum, frame):
 def cmd_train(args) -> int:
     import torch
 
-    from bench.eval.recipes import get_recipe
     from bench.eval.train import TrainConfig, train
+    from zoo.registry import get_recipe
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)

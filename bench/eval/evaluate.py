@@ -1,11 +1,11 @@
 """`segbench eval`: a model's accuracy on a dataset split under a protocol, as one eval record.
 
 The model is built from the zoo (random init, or a local checkpoint through its converter), fed the way its
-authors preprocessed (bench/eval/preprocess.py), run under the protocol, and scored from one dataset-level
-confusion matrix. Under torchrun each process scores every WORLD_SIZE-th image and the matrices are summed
-(all_reduce; gloo on CPU), so the numbers equal a one-process run. The record carries the protocol's measured
-cost: its MACs relative to one whole-image forward (counted at the first image's size) and its latency per
-image (preprocessing + protocol + argmax, data loading excluded).
+authors preprocessed (`zoo.registry.get_preprocess`, registered with its builder), run under the protocol,
+and scored from one dataset-level confusion matrix. Under torchrun each process scores every WORLD_SIZE-th
+image and the matrices are summed (all_reduce; gloo on CPU), so the numbers equal a one-process run. The
+record carries the protocol's measured cost: its MACs relative to one whole-image forward (counted at the
+first image's size) and its latency per image (preprocessing + protocol + argmax, data loading excluded).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from bench.conditions import WEIGHT_SOURCES, EvalProtocol
 from bench.errors import UsageError
 from bench.eval.datasets import DataError, load_dataset
 from bench.eval.metrics import SegMetric
-from bench.eval.preprocess import get_preprocess
 from bench.eval.protocols import run
 from bench.records import SCHEMA_VERSION, EvalRecord, from_dict
+from zoo.registry import get_preprocess
 
 
 def sha256(path: Path) -> str:

@@ -30,10 +30,10 @@ from torch import nn
 
 from bench.errors import UsageError
 from bench.eval.datasets import IGNORE, SegDataset, load_dataset
-from bench.eval.preprocess import get_preprocess
-from bench.eval.recipes import Recipe
 from bench.eval.transforms import augment
 from bench.store import save_checkpoint, save_torch, write_atomic
+from zoo.evaluation import Recipe
+from zoo.registry import get_preprocess
 
 
 @dataclass

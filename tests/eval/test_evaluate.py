@@ -17,11 +17,11 @@ from bench.cli import main
 from bench.eval import evaluate as evaluate_module
 from bench.eval.evaluate import evaluate, weights_info
 from bench.eval.metrics import SegMetric
-from bench.eval.preprocess import IMAGENET
 from bench.eval.protocols import make_protocol
 from bench.records import SCHEMA_VERSION, EvalRecord
 from bench.store import read_records
 from tests.conftest import REPO_ROOT
+from zoo.evaluation import IMAGENET
 
 
 def make_camvid(root, n=3, hw=(24, 32), seed=0):

@@ -12,8 +12,9 @@ from torch import nn
 import zoo
 from bench.cli import main
 from bench.eval import train as train_module
-from bench.eval.recipes import Recipe, get_recipe
 from bench.eval.train import TrainConfig, class_weights, lr_at, schedule_progress, total_loss, train
+from zoo.evaluation import Recipe
+from zoo.registry import get_recipe
 from zoo.weights import load_weights
 
 

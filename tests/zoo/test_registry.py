@@ -4,6 +4,7 @@ from torch import nn
 import zoo
 from zoo import registry
 from zoo.card import ModelCard, Paper
+from zoo.evaluation import DEFAULT_RECIPE, IMAGENET, Preprocess, Recipe
 
 CARD = ModelCard(
     group="backbone",
@@ -19,6 +20,8 @@ CARD = ModelCard(
 def clean_registry(monkeypatch):
     monkeypatch.setattr(registry, "_BUILDERS", dict(registry._BUILDERS))
     monkeypatch.setattr(registry, "_CARDS", dict(registry._CARDS))
+    monkeypatch.setattr(registry, "_PREPROCESS", dict(registry._PREPROCESS))
+    monkeypatch.setattr(registry, "_RECIPES", dict(registry._RECIPES))
 
 
 def test_round_trip(clean_registry):
@@ -33,6 +36,24 @@ def test_round_trip(clean_registry):
     assert model.out_channels == 5
     card = zoo.get_card("tiny_test_net")
     assert card.name == "tiny_test_net" and card.group == "backbone"
+
+
+def test_preprocess_and_recipe_are_registered_with_the_builder(clean_registry):
+    bgr = Preprocess(channel_order="BGR", source="test")
+    adam = Recipe(optimizer="adam", source="test")
+
+    @zoo.register_model(card=CARD, preprocess=bgr, recipe=adam)
+    def tiny_eval_net() -> nn.Module:
+        return nn.Identity()
+
+    @zoo.register_model(card=CARD)
+    def tiny_plain_net() -> nn.Module:
+        return nn.Identity()
+
+    assert registry.get_preprocess("tiny_eval_net") is bgr and registry.get_recipe("tiny_eval_net") is adam
+    assert registry.get_preprocess("tiny_plain_net") is IMAGENET
+    assert registry.get_recipe("tiny_plain_net") is DEFAULT_RECIPE
+    assert registry.get_preprocess("sinet").channel_order == "BGR"  # the authors' OpenCV pipeline
 
 
 def test_duplicate_name_raises(clean_registry):

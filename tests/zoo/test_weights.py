@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from zoo.weights import CheckpointError, check_fits, load_weights, read_state_dict
+from zoo.weights import CheckpointError, add_bn_counters, check_fits, load_weights, read_state_dict
 
 
 def net():
@@ -31,6 +31,16 @@ def test_mismatches_are_listed_by_key(tmp_path):
     assert "missing (1): 1.running_mean" in message
     assert "unexpected (1): extra.bias" in message
     assert "0.weight: checkpoint (4, 3, 5, 5) vs model (4, 3, 3, 3)" in message
+
+
+def test_bn_counters_are_added_where_a_norm_kept_none():
+    state = {k: v for k, v in net().state_dict().items() if not k.endswith("num_batches_tracked")}
+    state["2.running_mean"], state["2.num_batches_tracked"] = torch.zeros(4), torch.tensor(7)
+    out = add_bn_counters(state)
+    assert out["1.num_batches_tracked"].dtype == torch.long and int(out["1.num_batches_tracked"]) == 0
+    assert int(out["2.num_batches_tracked"]) == 7  # an existing counter is kept
+    assert set(out) - set(state) == {"1.num_batches_tracked"}
+    check_fits(net(), {k: v for k, v in out.items() if not k.startswith("2.")})
 
 
 def test_pickled_code_is_refused_and_bad_files_are_clear_errors(tmp_path):

@@ -12,7 +12,8 @@ from zoo.layers.resize import resize_to
 class PyramidPooling(nn.Module):
     """Adaptive average pooling to each bin size -> 1x1 ConvBNAct -> bilinear upsample; concatenated with
     the input. Output channels: in_channels + len(bins) * branch_channels. The fusing conv after it differs
-    between papers, so it belongs to the caller.
+    between papers, so it belongs to the caller. `input_first=False` puts the input after the branches, and
+    `align_corners=True` upsamples so, where a port follows official code that does (SFNet).
     """
 
     def __init__(
@@ -22,6 +23,8 @@ class PyramidPooling(nn.Module):
         bins: tuple[int, ...] = (1, 2, 3, 6),
         norm_layer: type[nn.Module] | None = nn.BatchNorm2d,
         act_layer: type[nn.Module] | None = nn.ReLU,
+        input_first: bool = True,
+        align_corners: bool = False,
     ):
         super().__init__()
         self.stages = nn.ModuleList(
@@ -32,6 +35,9 @@ class PyramidPooling(nn.Module):
             for b in bins
         )
         self.out_channels = in_channels + len(bins) * branch_channels
+        self.input_first = input_first
+        self.align_corners = align_corners
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x] + [resize_to(stage(x), x) for stage in self.stages], dim=1)
+        branches = [resize_to(stage(x), x, align_corners=self.align_corners) for stage in self.stages]
+        return torch.cat([x, *branches] if self.input_first else [*branches, x], dim=1)

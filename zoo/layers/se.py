@@ -10,7 +10,7 @@ class SqueezeExcite(nn.Module):
     """Global average pool -> 1x1 conv (reduce) -> act -> 1x1 conv (expand) -> gate, then x * gate.
 
     `rd_channels` is the bottleneck width (papers give it as channels // reduction, or a fixed number);
-    `bias=False` where the official code's two 1x1 convs have none.
+    `bias=False` leaves the biases out of both 1x1 convs (BiSeNet's and STDC's fusion modules).
     """
 
     def __init__(

@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from zoo.card import ModelCard, Paper, Reported
+from zoo.evaluation import Recipe
 from zoo.layers import ConvBNAct, SegHead, SeparableConvBNAct, resize_to
 from zoo.layers.init import kaiming_init_
 from zoo.registry import register_model
@@ -358,7 +359,22 @@ def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-@register_model(card=CARD, converter=convert_official)
+# Yu et al. 2021 (BiSeNetV2), Sec. 4.1: SGD lr 0.05, wd 5e-4, poly 0.9, OHEM, crop 1024x2048 -> 512x1024
+# Cityscapes, batch 16, booster heads (weight 1 each).
+RECIPE = Recipe(
+    optimizer="sgd",
+    lr=0.05,
+    weight_decay=5e-4,
+    batch_size=16,
+    crop_hw=(512, 1024),
+    scale_range=(0.25, 2.0),
+    ohem_thresh=0.7,
+    aux_weight=1.0,
+    source="BiSeNetV2 paper Sec. 4.1",
+)
+
+
+@register_model(card=CARD, converter=convert_official, recipe=RECIPE)
 def bisenetv2(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
     """BiSeNet V2 (lambda = 1/4, expansion 6). kwargs: head_channels (C_t, 1024), aux_head_channels (128)."""
     return BiSeNetV2(num_classes=num_classes, aux_heads=aux_heads, **kwargs)

@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from zoo.card import ModelCard, Paper, Reported
+from zoo.evaluation import Recipe
 from zoo.layers import ConvBNAct, SqueezeExcite, resize_to
 from zoo.registry import register_model
 
@@ -226,7 +227,26 @@ def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-@register_model(card=CARD, converter=convert_official)
+# wutianyiRosun/CGNet camvid_train.py: Adam (0.9, 0.999) lr 1e-3, weight decay 5e-4, poly 0.9, crop
+# 360x360, batch 8, random scale + mirror, class-weighted CE from the train+val histogram (1.10).
+RECIPE = Recipe(
+    optimizer="adam",
+    lr=1e-3,
+    weight_decay=5e-4,
+    schedule="poly",
+    power=0.9,
+    batch_size=8,
+    crop_hw=(360, 360),
+    scale_range=(0.5, 2.0),
+    flip=True,
+    class_weighting="enet",
+    class_weight_c=1.10,
+    aux_weight=0.0,
+    source="wutianyiRosun/CGNet@ebc812c camvid_train.py",
+)
+
+
+@register_model(card=CARD, converter=convert_official, recipe=RECIPE)
 def cgnet(num_classes: int = 19, **kwargs) -> nn.Module:
     """CGNet_M3N21 (kwargs m, n for other depths); CGNet has no training-only heads."""
     return CGNet(num_classes=num_classes, **kwargs)

@@ -14,15 +14,18 @@ its channels; upsampling bottlenecks map it with a 1x1 conv + BN (no bias) and m
 indices of the matching pooling (4.0 uses 2.0's, 5.0 uses 1.0's).
 
 Official code (Torch/Lua): e-lab/ENet-training @ f76214475ace6df38d50fa93a334ed7ffcc93af6,
-train/models/encoder.lua and train/models/decoder.lua, read for what the paper leaves open:
+train/models/encoder.lua and train/models/decoder.lua, followed line by line where the paper leaves
+something open (checked against both files module by module; Torch7 cannot run here, so no parity manifest):
 - Internal width output/4; BN eps 1e-3; per-channel PReLU; projections and expansions without bias (as the
   paper says), but the main 3x3, dilated and second asymmetric conv, the initial conv and the transposed
   convs with bias (Torch's default there).
 - The upsampling main branch uses a 3x3 stride-2 transposed conv (padding 1, output padding 1).
 - Spatial dropout 0.01 in bottlenecks 1.x and 0.1 in 2.x/3.x; none in the decoder (dropout is
   training-only, so inference is the same either way).
-- The asymmetric conv: we put 5x1 before 1x5 as the paper words it; the official code runs 1x5 first
-  (same parameters and MACs).
+- The asymmetric conv (2.3, 2.7, 3.3, 3.7) runs as encoder.lua builds it: a 1x5 conv without bias
+  (`SpatialConvolution(internal, internal, 5, 1, 1, 1, 2, 0):noBias()`, Torch's kW=5, kH=1), then a 5x1
+  conv with bias, no BN between them. The paper's wording ("5x1 then 1x5") would be the other order: with
+  the same weights a different function, so the official order is kept.
 - The encoder-only classifier the official code uses to pre-train the encoder is dropped with the decoder,
   as in the official decoder script.
 
@@ -39,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.card import ModelCard, Paper, Reported
+from zoo.evaluation import Recipe
 from zoo.registry import register_model
 
 _BN_EPS = 1e-3  # official code
@@ -66,7 +70,7 @@ class InitialBlock(nn.Module):
 
 
 class EncoderBottleneck(nn.Module):
-    """Fig. 2b with PReLU. `kind`: "regular", "dilated" (3x3, `dilation`), "asymmetric" (5x1 then 1x5) or
+    """Fig. 2b with PReLU. `kind`: "regular", "dilated" (3x3, `dilation`), "asymmetric" (1x5 then 5x1) or
     "down" (2x2 stride-2 projection; the main branch is max-pooled, indices kept, and zero-padded)."""
 
     def __init__(self, cin: int, cout: int, kind: str = "regular", dilation: int = 1, dropout: float = 0.1):
@@ -75,9 +79,9 @@ class EncoderBottleneck(nn.Module):
         self.down = kind == "down"
         stride = 2 if self.down else 1
         if kind == "asymmetric":
-            conv = [
-                nn.Conv2d(mid, mid, (5, 1), padding=(2, 0), bias=False),
-                *_conv_bn(mid, mid, (1, 5), padding=(0, 2), bias=True),
+            conv = [  # encoder.lua: 1x5 without bias, then 5x1 with bias
+                nn.Conv2d(mid, mid, (1, 5), padding=(0, 2), bias=False),
+                *_conv_bn(mid, mid, (5, 1), padding=(2, 0), bias=True),
             ]
         else:
             conv = _conv_bn(mid, mid, 3, padding=dilation, dilation=dilation, bias=True)
@@ -217,11 +221,40 @@ CARD = ModelCard(
     "FLOPs: fvcore counts 1.78 G multiply-adds at 360x640 (convolutions alone 1.72 G, the rest BN); the "
     "paper's 3.83 is neither that nor 2 x (3.55 G), and the paper does not say what it counts. "
     "Left out for lack of a verifiable source: mIoU (Cityscapes test, CamVid, SUN RGB-D) and the TX1 / "
-    "Titan X timings of Table 2. The paper has no training-only heads (no aux_heads).",
+    "Titan X timings of Table 2. The paper has no training-only heads (no aux_heads). "
+    "Parity: unverified by running code. The official code is Torch7 (Lua), which cannot run here; the "
+    "network was checked against train/models/encoder.lua and decoder.lua module by module instead (the "
+    "asymmetric convs run 1x5 then 5x1, as there). No PyTorch port matches those files, so none serves as a "
+    "reference: davidtvs/PyTorch-ENet@e17d404 (3x3 max pool in the initial block, BN + activation between "
+    "the asymmetric convs and after the expansion, 2x2 transposed conv when upsampling, no biases, BN eps "
+    "1e-5), ntkhoa95/ENet_PyTorch@67a87d1 (1x1 downsampling projection, one PReLU slope, no bias in the "
+    "asymmetric convs) and zh320/realtime-semantic-segmentation-pytorch@c77b1b6 (3x3 max pool, widths from "
+    "the input, 3x3 stride-2 projection) each differ. Weights: the authors' trained models are Torch7 "
+    "files; loading one would take a reader of the t7 format that runs no code (e.g. the torchfile package) "
+    "and a mapping of its nn.Sequential modules, in encoder.lua/decoder.lua order, onto ours; there is no "
+    "converter yet.",
 )
 
 
-@register_model(card=CARD)
+# Paszke et al. 2016, Sec. 5.1: Adam, lr 5e-4, L2 weight decay 2e-4, batch 10, class weights
+# 1/ln(1.02 + p). No LR schedule or augmentation is stated.
+RECIPE = Recipe(
+    optimizer="adam",
+    lr=5e-4,
+    weight_decay=2e-4,
+    schedule="constant",
+    batch_size=10,
+    crop_hw=(360, 480),
+    scale_range=(1.0, 1.0),
+    flip=False,
+    class_weighting="enet",
+    class_weight_c=1.02,
+    aux_weight=0.0,
+    source="ENet paper Sec. 5.1",
+)
+
+
+@register_model(card=CARD, recipe=RECIPE)
 def enet(num_classes: int = 19, **kwargs) -> nn.Module:
     """ENet as in the paper's Table 1. It has no training-only heads; kwargs are accepted and ignored."""
     return ENet(num_classes=num_classes)

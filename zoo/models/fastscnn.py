@@ -51,6 +51,7 @@ import torch
 from torch import nn
 
 from zoo.card import ModelCard, Paper, Reported
+from zoo.evaluation import Recipe
 from zoo.layers import ConvBNAct, PyramidPooling, SegHead, resize_to
 from zoo.layers.init import kaiming_init_
 from zoo.layers.mobile import DetailContextFusion, bottleneck_stage, dsconv
@@ -198,7 +199,24 @@ CARD = ModelCard(
 )
 
 
-@register_model(card=CARD)
+# Poudel et al. 2019, Sec. 4.1: SGD momentum 0.9, lr 0.045, weight decay 4e-5, poly 0.9, batch 12,
+# random scale 0.5-2, crop, flip, auxiliary losses weighted 0.4 (Cityscapes; no CamVid recipe given).
+RECIPE = Recipe(
+    optimizer="sgd",
+    lr=0.045,
+    weight_decay=4e-5,
+    schedule="poly",
+    power=0.9,
+    batch_size=12,
+    crop_hw=(768, 768),
+    scale_range=(0.5, 2.0),
+    flip=True,
+    aux_weight=0.4,
+    source="Fast-SCNN paper Sec. 4.1",
+)
+
+
+@register_model(card=CARD, recipe=RECIPE)
 def fastscnn(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
     """Fast-SCNN as in the paper's Table 1 (Cityscapes, 19 classes)."""
     return FastSCNN(num_classes=num_classes, aux_heads=aux_heads, **kwargs)

@@ -4,11 +4,14 @@ Accurate Scene Parsing", ECCV 2020, arXiv 2002.10120.
 Official code: lxtGH/SFSegNets @ ba475bafbfde7ce0caf94b3d839574ab0b9b953a, network/sfnet_resnet.py
 (`DeepR18_SF_deeply` -> `AlignNetResNet(trunk='resnet-18-deep', variant='D')` with `UperNetAlignHead`),
 network/nn/operators.py (`AlignedModule`, `PSPModule`), network/resnet_d.py (the deep-stem ResNet-18) and
-scripts/cityscacpes/train_cityscapes_sfnet_res18.sh (the Cityscapes model). Read for understanding; this
-is an independent re-implementation.
+scripts/cityscacpes/train_cityscapes_sfnet_res18.sh (the Cityscapes model). An independent
+re-implementation that computes the official function: tests/fixtures/parity/sfnet_r18.json checks it, and
+`convert_official` loads the released checkpoints ({'state_dict', 'optimizer', ...} files of the
+DataParallel model) strictly, the `+dsn` one into `aux_heads=True`.
 
 Architecture (official code): ResNet-18 encoder -> PPM on the stride-32 features (bins 1, 2, 3, 6; each bin a
-1x1 conv to 128 + BN without ReLU; concatenated with the input and fused by 1x1 conv-BN-ReLU to 128). FPN
+1x1 conv to 128 + BN without ReLU; the four branches then the input concatenated, fused by 1x1 conv-BN-ReLU
+to 128). FPN
 top-down path at 128 channels: each of layer3, layer2, layer1 gets a 1x1 conv(+bias)-BN-ReLU lateral; a Flow
 Alignment Module (FAM) warps the coarser path onto the lateral's grid, the two are summed, and a 3x3
 conv-BN-ReLU gives that level's output. The outputs of the four levels (the PPM's included) are upsampled
@@ -32,13 +35,11 @@ Encoder, faithful to the official code rather than to torchvision:
   layer4's, without removing any stride: the output stride stays 32. We do the same (no change in params
   or MACs; it enlarges the receptive field).
 
+Every bilinear resize uses align_corners=True, as the official code does everywhere (its `Upsample`, the
+PPM, the FAM and the warp, whose [-1, 1] linspace base grid assumes it).
+
 Deviations and why:
-- Bilinear resizes outside the FAM use `resize_to` (align_corners=False); the official code uses
-  align_corners=True everywhere. The warp itself keeps the official align_corners=True, which its
-  [-1, 1] linspace base grid assumes.
-- PPM branch order: the input first, then the pooled branches (`zoo.layers.PyramidPooling`); the official
-  code concatenates the branches first. This only permutes the fusing conv's input channels. Its
-  Dropout2d(0.1) after the fusion is training-only and left out.
+- The PPM's Dropout2d(0.1) after the fusion is training-only and left out.
 - Deep supervision (`aux_heads=True`): the official `fpn_dsn` heads (3x3 conv(+bias)-BN-ReLU, dropout,
   1x1 conv) on the three fused FPN levels before their 3x3 output conv. Off by default because the
   official Cityscapes ResNet-18 script (`DeepR18_SF_deeply`) trains without them; the `_dsn` script and
@@ -46,6 +47,8 @@ Deviations and why:
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 from torch import nn
@@ -79,7 +82,7 @@ class FlowAlignment(nn.Module):
         self.flow = nn.Conv2d(2 * mid_channels, 2, 3, padding=1, bias=False)
 
     def forward(self, fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
-        reduced = resize_to(self.down_high(coarse), fine)
+        reduced = resize_to(self.down_high(coarse), fine, align_corners=True)
         flow = self.flow(torch.cat([reduced, self.down_low(fine)], dim=1))
         return flow_warp(coarse, flow)
 
@@ -92,7 +95,8 @@ def _dsn_head(channels: int, num_classes: int) -> nn.Sequential:
 
 class SFNet(nn.Module):
     """forward(x[N,3,H,W]) -> logits[N,num_classes,H,W]; in training mode with deep supervision,
-    (logits, [aux logits of the stride-16, 8, 4 FPN levels, each upsampled to H, W])."""
+    (logits, [aux logits of the stride-16, 8, 4 FPN levels, each upsampled to H, W]). `aux_heads[i]`
+    supervises the level of `lateral[i]`, as the official `dsn[i]`."""
 
     def __init__(
         self,
@@ -109,7 +113,9 @@ class SFNet(nn.Module):
                 unit.conv2.dilation = unit.conv2.padding = (rate, rate)
         in_channels = [info["channels"] for info in self.backbone.feature_info]  # 64, 128, 256, 512
         c = fpn_channels
-        self.ppm = PyramidPooling(in_channels[3], c, ppm_bins, act_layer=None)
+        self.ppm = PyramidPooling(
+            in_channels[3], c, ppm_bins, act_layer=None, input_first=False, align_corners=True
+        )
         self.ppm_fuse = ConvBNAct(self.ppm.out_channels, c, 1)
         self.lateral = nn.ModuleList(ConvBNAct(ch, c, 1, bias=True) for ch in in_channels[:3])
         self.align = nn.ModuleList(FlowAlignment(c, c // 2) for _ in in_channels[:3])
@@ -120,18 +126,17 @@ class SFNet(nn.Module):
     def forward(self, x: torch.Tensor):
         feats = self.backbone(x)
         f = self.ppm_fuse(self.ppm(feats[3]))
-        pyramid, fused = [f], []
+        pyramid, aux = [f], []
         for i in (2, 1, 0):  # top-down: layer3, layer2, layer1
             lateral = self.lateral[i](feats[i])
             f = lateral + self.align[i](lateral, f)
-            fused.append(f)
+            if self.training and self.aux_heads is not None:
+                aux.append(resize_to(self.aux_heads[i](f), x, align_corners=True))
             pyramid.append(self.fpn_out[i](f))
         finest = pyramid[-1]
-        out = torch.cat([finest] + [resize_to(p, finest) for p in reversed(pyramid[:-1])], dim=1)
-        logits = resize_to(self.head(out), x)
-        if self.training and self.aux_heads is not None:
-            return logits, [resize_to(h(f), x) for h, f in zip(self.aux_heads, fused, strict=True)]
-        return logits
+        coarser = [resize_to(p, finest, align_corners=True) for p in reversed(pyramid[:-1])]
+        logits = resize_to(self.head(torch.cat([finest, *coarser], dim=1)), x, align_corners=True)
+        return (logits, aux) if aux else logits
 
 
 _CODE = "lxtGH/SFSegNets@ba475bafbfde7ce0caf94b3d839574ab0b9b953a"
@@ -175,6 +180,7 @@ CARD = ModelCard(
             dataset="Cityscapes",
             split="val",
             protocol="not stated in the README",
+            variant="pre-trained on Mapillary Vistas, then Cityscapes",
             note="Released checkpoint 'resnet18 + map': pre-trained on Mapillary Vistas first.",
         ),
     ),
@@ -185,12 +191,58 @@ CARD = ModelCard(
         "not recorded; the params figure is the official code's count and the mIoUs are the official "
         "README's. A third-party PaddleSeg reproduction reports 12.87M params and 243.32 GFLOPs for this "
         "model (not verified, not recorded). With deep_stem=False (torchvision's 7x7 stem) the model has "
-        "148,480 fewer parameters. Our model loads the official state dict up to key names and "
-        "matches the official forward up to the align_corners convention of the resizes."
+        "148,480 fewer parameters. The released checkpoints load through the model's converter, and the "
+        "forward matches the official code's (parity manifest, lxtGH/SFSegNets@ba475ba)."
     ),
 )
 
 
-@register_model(card=CARD)
+# Official AlignNetResNet state_dict prefixes -> ours (first match wins).
+_RENAMES = (
+    ("layer0.0.", "backbone.conv1."),
+    ("layer0.1.", "backbone.bn1."),
+    ("head.ppm.bottleneck.0.", "ppm_fuse.conv."),
+    ("head.ppm.bottleneck.1.", "ppm_fuse.bn."),
+    ("head.conv_last.0.0.", "head.conv.conv."),
+    ("head.conv_last.0.1.", "head.conv.bn."),
+    ("head.conv_last.1.", "head.cls."),
+)
+_INDEXED = (  # official (with the index as {}) -> ours
+    (r"head\.ppm\.stages\.(\d+)\.1\.", "ppm.stages.{}.1.conv."),
+    (r"head\.ppm\.stages\.(\d+)\.2\.", "ppm.stages.{}.1.bn."),
+    (r"head\.fpn_in\.(\d+)\.0\.", "lateral.{}.conv."),
+    (r"head\.fpn_in\.(\d+)\.1\.", "lateral.{}.bn."),
+    (r"head\.fpn_out\.(\d+)\.0\.0\.", "fpn_out.{}.conv."),
+    (r"head\.fpn_out\.(\d+)\.0\.1\.", "fpn_out.{}.bn."),
+    (r"head\.fpn_out_align\.(\d+)\.down_h\.", "align.{}.down_high."),
+    (r"head\.fpn_out_align\.(\d+)\.down_l\.", "align.{}.down_low."),
+    (r"head\.fpn_out_align\.(\d+)\.flow_make\.", "align.{}.flow."),
+    (r"head\.dsn\.(\d+)\.0\.", "aux_heads.{}.0.conv."),
+    (r"head\.dsn\.(\d+)\.1\.", "aux_heads.{}.0.bn."),
+    (r"head\.dsn\.(\d+)\.4\.", "aux_heads.{}.2."),
+)
+
+
+def convert_official(state: dict) -> dict:
+    """Official SFNet checkpoint (network/sfnet_resnet.py AlignNetResNet, ResNet-18 deep) -> ours."""
+    out = {}
+    for key, value in state.items():
+        key = key.removeprefix("module.")
+        for official, ours in _RENAMES:
+            if key.startswith(official):
+                key = ours + key.removeprefix(official)
+                break
+        else:
+            for pattern, ours in _INDEXED:
+                if match := re.match(pattern, key):
+                    key = ours.format(match[1]) + key[match.end() :]
+                    break
+            else:
+                key = f"backbone.{key}" if key.startswith("layer") else key
+        out[key] = value
+    return out
+
+
+@register_model(card=CARD, converter=convert_official)
 def sfnet_r18(num_classes: int = 19, **kwargs) -> nn.Module:
     return SFNet(num_classes=num_classes, **kwargs)

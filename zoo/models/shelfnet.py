@@ -3,7 +3,10 @@ Segmentation", ICCV Workshops 2019, arXiv 1811.11254).
 
 Official code: juntang-zhuang/ShelfNet-lw-cityscapes @ b46650393b7fc611dcf66c87b1e1609a3bb01014,
 ShelfNet18_realtime/shelfnet.py (ShelfNet), ShelfBlock.py (Decoder, LadderBlock, BasicBlock = S-Block,
-AttentionRefinementModule), resnet.py. Channels follow it exactly.
+AttentionRefinementModule), resnet.py. Channels follow it exactly. An independent re-implementation that
+computes the official function: tests/fixtures/parity/shelfnet.json checks it, and `convert_official` loads
+the released ShelfNet18_realtime.pth (a bare state_dict of the training model) strictly into the default
+build (aux_heads=True). (juntang-zhuang/ShelfNet holds the same ShelfNet18_realtime files.)
 
 Structure: a ResNet-18 encoder (column 1) gives features at strides 8, 16, 32; 1x1 ConvBNReLU reduces them to
 64, 128, 256 channels (the paper's channel reduction). Then three more columns, each an S-Block per level:
@@ -19,30 +22,33 @@ Following the official code where the paper is silent, and deviations:
 - Activations: the official code's InPlaceABN defaults to LeakyReLU(0.01), so every ConvBNReLU (reductions,
   ARMs, decoder fusions, heads) and the first BN of each S-Block use LeakyReLU(0.01), as trained; the
   S-Block's output and the encoder's strided convs use ReLU, as in the official code.
-- Encoder: torchvision's ResNet-18 (`zoo.backbones.ResNetFeatures`); the official copy is the same network but
-  uses LeakyReLU(0.01) after its first BN in the stem and in each block. Same parameters and MACs.
-- The official Decoder builds an S-Block `inconv` it never calls (37,184 parameters); we leave it out.
+- Encoder: the official resnet.py ResNet-18, which is torchvision's network (same parameter names, so
+  torchvision's ImageNet weights load by key) except for its activations: LeakyReLU(0.01) after the stem's
+  BN and after the first BN of each block (InPlaceABN's default), ReLU after each residual sum. Built here
+  (`ShelfEncoder`), as `zoo.backbones.ResNetFeatures` has ReLU throughout.
+- The official Decoder builds an S-Block `inconv` it never calls (37,184 parameters); we leave it out (the
+  converter drops it).
 - The column-3 encoder's first S-Block (`inconv`) reads the stride-8 feature, which is then added again
   before the next S-Block: the official order, kept. Column 2's stride-32 output reaches column 3 only
   through column 2's own up path; column 3's bottom S-Block takes only its strided conv, as in the code.
-- Upsampling: the official code upsamples x2 by scale (nearest) and the logits bilinearly with
-  align_corners=True; we resize to the skip's explicit size (nearest) and the logits with `resize_to`
-  (align_corners=False), so inputs whose sides are not multiples of 32 work. Identical for multiples of 32
-  except the final bilinear sampling grid.
+- Upsampling: the official code upsamples x2 by scale (nearest); we resize to the skip's explicit size
+  (nearest), so inputs whose sides are not multiples of 32 work, identical for multiples of 32. The logits
+  are resized bilinearly with align_corners=True, as officially.
 - The ARM's BN sees a 1x1 map, so train mode needs batch > 1.
 """
 
 from __future__ import annotations
 
+import re
 from functools import partial
 
 import torch
 from torch import nn
 
-from zoo.backbones import ResNetFeatures
 from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import AttentionRefinement, ConvBNAct, resize_to
 from zoo.registry import register_model
+from zoo.weights import add_bn_counters
 
 _LeakyReLU = partial(nn.LeakyReLU, negative_slope=0.01)  # InPlaceABN's default activation
 
@@ -50,6 +56,52 @@ _LeakyReLU = partial(nn.LeakyReLU, negative_slope=0.01)  # InPlaceABN's default 
 def _conv_bn_lrelu(in_channels: int, out_channels: int, kernel_size: int) -> ConvBNAct:
     """The official ConvBNReLU: conv without bias, then InPlaceABN (BN + LeakyReLU 0.01)."""
     return ConvBNAct(in_channels, out_channels, kernel_size, act_layer=_LeakyReLU)
+
+
+class EncoderBlock(nn.Module):
+    """The official resnet.py BasicBlock: 3x3 conv-BN-LeakyReLU(0.01), 3x3 conv-BN, + shortcut, ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.act1 = _LeakyReLU()
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.downsample = None
+        if in_channels != out_channels or stride != 1:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
+        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class ShelfEncoder(nn.Module):
+    """Column 1, the official ResNet-18 (torchvision's parameter names): 7x7 conv-BN-LeakyReLU, max pool,
+    four stages of two `EncoderBlock`s. forward -> [stride 8, 16, 32] features (128, 256, 512 channels)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.act = _LeakyReLU()
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        widths = (64, 64, 128, 256, 512)
+        for i in range(1, 5):
+            stride = 1 if i == 1 else 2
+            blocks = [EncoderBlock(widths[i - 1], widths[i], stride), EncoderBlock(widths[i], widths[i])]
+            setattr(self, f"layer{i}", nn.Sequential(*blocks))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.layer1(self.maxpool(self.act(self.bn1(self.conv1(x)))))
+        f8 = self.layer2(x)
+        f16 = self.layer3(f8)
+        return [f8, f16, self.layer4(f16)]
 
 
 class SBlock(nn.Module):
@@ -141,7 +193,7 @@ class ShelfNet(nn.Module):
 
     def __init__(self, num_classes: int = 19, aux_heads: bool = True, planes: int = 64):
         super().__init__()
-        self.backbone = ResNetFeatures(18)
+        self.backbone = ShelfEncoder()
         widths = (planes, planes * 2, planes * 4)
         self.reduce = nn.ModuleList(
             _conv_bn_lrelu(c, w, 1) for c, w in zip((128, 256, 512), widths, strict=True)
@@ -154,12 +206,13 @@ class ShelfNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor):
-        feats = [reduce(f) for reduce, f in zip(self.reduce, self.backbone(x)[1:], strict=True)]
+        feats = [reduce(f) for reduce, f in zip(self.reduce, self.backbone(x), strict=True)]
         outs = self.ladder(self.decoder(feats))  # strides 32, 16, 8
-        logits = resize_to(self.head(outs[-1]), x)
+        logits = resize_to(self.head(outs[-1]), x, align_corners=True)
         if self.training and self.aux_heads is not None:
             return logits, [
-                resize_to(head(f), x) for head, f in zip(self.aux_heads, outs[-2::-1], strict=True)
+                resize_to(head(f), x, align_corners=True)
+                for head, f in zip(self.aux_heads, outs[-2::-1], strict=True)
             ]
         return logits
 
@@ -181,7 +234,7 @@ CARD = ModelCard(
         doi="10.1109/ICCVW.2019.00113",
     ),
     official_code="https://github.com/juntang-zhuang/ShelfNet-lw-cityscapes",
-    implementation="segbench (torchvision 0.29 ResNet-18 encoder)",
+    implementation="segbench",
     num_classes=19,
     input_hw=(1024, 2048),
     params_counts_aux_heads=False,
@@ -232,14 +285,50 @@ CARD = ModelCard(
     "card carries the official code's count. The 23.5 M in SegBench's secondary reference table is not "
     "reproduced by the official code: its ShelfNet18-lw has 14.6 M parameters with the aux heads, 11.2 M of "
     "them the ResNet-18 encoder. No FLOPs figure for ShelfNet18-lw was found (ours: 99.1 G multiply-adds at "
-    "1024x2048, fvcore). Our forward matches the official one to 4e-7 before the final upsampling, given "
-    "the same weights and a ReLU encoder. The 1920x1280 FPS (31.2) of Table 9 is left out because the "
-    "table does not say which side is the height. Left out: ShelfNet34-lw (79.0 test, 80.0 val; 128 base "
+    "1024x2048, fvcore). The released checkpoint loads through the model's converter, and the forward "
+    "matches the official code's (parity manifest). The 1920x1280 FPS (31.2) of Table 9 is left out because "
+    "the table does not say which side is the height. Left out: ShelfNet34-lw (79.0 test, 80.0 val; 128 base "
     "channels, a different model) and the ResNet-50/101 ShelfNets of arXiv v1.",
 )
 
 
-@register_model(card=CARD)
+# Official ShelfNet state_dict names -> ours (substring replacements, in order). Dropped: the Decoder's
+# never-called S-Block `decoder.inconv`.
+_RENAMES = (
+    ("trans1.", "reduce.0."),
+    ("trans2.", "reduce.1."),
+    ("trans3.", "reduce.2."),
+    ("conv_out16.", "aux_heads.0."),
+    ("conv_out32.", "aux_heads.1."),
+    ("conv_out.conv_out.", "head.cls."),
+    ("conv_out.conv.", "head.conv."),
+    (".conv_out.", ".cls."),  # inside the aux heads
+    ("down_module_list.", "down."),
+    ("up_conv_list.", "up.arms."),
+    ("up_dense_list.", "up.fuse."),
+    (".conv_atten.", ".attention.1.conv."),
+    (".bn_atten.", ".attention.1.bn."),
+    (".conv1.", ".conv."),  # the S-Blocks' shared conv (backbone keys are not renamed)
+)
+
+
+def convert_official(state: dict) -> dict:
+    """Official ShelfNet18-lw checkpoint (ShelfNet18_realtime/shelfnet.py ShelfNet) -> ours. Its norms are
+    inplace_abn's (no batch counter) except the S-Blocks' second BN: a zero counter is added."""
+    out = {}
+    for key, value in state.items():
+        if key.startswith("decoder.inconv."):
+            continue
+        if match := re.fullmatch(r"ladder\.down_conv_list\.(\d+)\.(\w+)", key):
+            key = f"ladder.down_conv.{match[1]}.0.{match[2]}"  # nn.Conv2d -> Sequential(conv, ReLU)
+        elif not key.startswith("backbone."):
+            for official, ours in _RENAMES:
+                key = key.replace(official, ours)
+        out[key] = value
+    return add_bn_counters(out)
+
+
+@register_model(card=CARD, converter=convert_official)
 def shelfnet(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
     """ShelfNet18-lw (ResNet-18 encoder, 64 base channels, 3 levels). kwargs: planes (base channels, 64)."""
     return ShelfNet(num_classes=num_classes, aux_heads=aux_heads, **kwargs)

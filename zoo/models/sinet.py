@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.card import ModelCard, Paper, Reported
+from zoo.evaluation import Preprocess
 from zoo.layers import ConvBNAct
 from zoo.registry import register_model
 
@@ -345,7 +346,20 @@ CARD = ModelCard(
 )
 
 
-@register_model(card=CARD, converter=convert_official_sinet)
+# clovaai/ext_portrait_segmentation: etc/Visualize_video.py and Test_model.py read images with OpenCV (BGR),
+# subtract the dataset mean and divide by the std per channel (0-255 values), then divide by 255, at 224x224.
+PREPROCESS = Preprocess(
+    mean=MEAN_BGR,
+    std=STD_BGR,
+    channel_order="BGR",
+    pre_scale=1.0,
+    post_scale=1 / 255,
+    resize_hw=(224, 224),
+    source="clovaai/ext_portrait_segmentation (BGR, (x - mean) / std / 255, 224x224)",
+)
+
+
+@register_model(card=CARD, converter=convert_official_sinet, preprocess=PREPROCESS)
 def sinet(num_classes: int = 2, **kwargs) -> nn.Module:
     """SINet as the authors trained it (p=2, q=8). It has no training-only heads; kwargs are accepted and
     ignored, except p and q (S2 modules in stages 2 and 3)."""

@@ -1,8 +1,11 @@
 """STDC-Seg: Fan et al., "Rethinking BiSeNet For Real-time Semantic Segmentation", CVPR 2021 (2104.13188).
 
 Official code: MichaelFan01/STDC-Seg @ 59ff37fbd693b99972c76fcefe97caa14aeb619f (nets/stdcnet.py: STDCNet813 =
-STDC1, STDCNet1446 = STDC2; models/model_stages.py: BiSeNet, ContextPath, ARM, FFM, heads). Read for
-understanding; this is an independent re-implementation.
+STDC1, STDCNet1446 = STDC2; models/model_stages.py: BiSeNet, ContextPath, ARM, FFM, heads). An independent
+re-implementation that computes the official function: a parity manifest per model
+(tests/fixtures/parity/stdc1_seg.json, stdc2_seg.json) checks it, and `convert_official` loads the
+released checkpoints (model_maxmIOU50/75.pth, a bare state_dict of the whole training model) strictly into
+the default build (aux_heads=True).
 
 Architecture. STDC backbone (base 64): two stride-2 3x3 ConvX stems (32, 64), then stages 3/4/5 (256, 512,
 1024 channels) of STDC modules, [2, 2, 2] for STDC1 and [4, 5, 3] for STDC2, each opening with stride 2. An
@@ -27,11 +30,9 @@ Deviations from the official code, and why:
   segmentation forward never uses it (use_conv_last=False in training, evaluation and latency scripts).
   Likewise the detail heads at strides 2, 4 and 16, which the official model builds but never uses with
   use_boundary_8 only.
-- Seg head classifiers have a bias (shared `SegHead`; the official 1x1 convs have none, 19 parameters each),
-  and the FFM's channel attention is the shared `SqueezeExcite` (official: the same 1x1 convs without bias,
-  320 parameters fewer). Neither changes the function class.
-- Final upsampling is bilinear with align_corners=False (`resize_to`); official evaluation uses
-  align_corners=True and the official TensorRT latency model uses nearest. MACs are the same.
+- Final upsampling is bilinear with align_corners=True, as in the official model (models/model_stages.py);
+  the official TensorRT latency model (model_stages_trt.py) uses nearest instead. MACs are the same. The
+  training-only heads are resized the same way (the official loss resizes the detail logits so too).
 - Global pooling uses AdaptiveAvgPool2d / broadcasting instead of avg_pool2d with a kernel read from the
   tensor size and a nearest "upsample" from 1x1, which are the same numbers and keep the trace static.
 - Every stride-2 op has k=3, p=1 (or 3x3/2/1 average pooling), so all paths shrink by ceil(n/2) and inputs
@@ -40,6 +41,8 @@ Deviations from the official code, and why:
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
 
@@ -47,6 +50,10 @@ from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import AttentionRefinement, ConvBNAct, FeatureFusion, SegHead, resize_to
 from zoo.layers.init import kaiming_init_
 from zoo.registry import register_model
+from zoo.weights import add_bn_counters
+
+STDC1_LAYERS = (2, 2, 2)  # STDC modules per stage 3/4/5 (official STDCNet813)
+STDC2_LAYERS = (4, 5, 3)  # official STDCNet1446
 
 
 class STDCModule(nn.Module):
@@ -126,14 +133,15 @@ class STDCSeg(nn.Module):
         self.arm16 = AttentionRefinement(c16, c)
         self.refine32 = ConvBNAct(c, c, 3)
         self.refine16 = ConvBNAct(c, c, 3)
-        self.ffm = FeatureFusion(c8 + c, 256, rd_channels=256 // 4)
-        self.head = SegHead(256, 256, num_classes)
+        # The official fusion gate and classifiers have no biases.
+        self.ffm = FeatureFusion(c8 + c, 256, rd_channels=256 // 4, se_bias=False)
+        self.head = SegHead(256, 256, num_classes, bias=False)
         self.aux_heads = (
             nn.ModuleDict(
                 {
-                    "context8": SegHead(c, 64, num_classes),
-                    "context16": SegHead(c, 64, num_classes),
-                    "detail": SegHead(c8, 64, 1),
+                    "context8": SegHead(c, 64, num_classes, bias=False),
+                    "context16": SegHead(c, 64, num_classes, bias=False),
+                    "detail": SegHead(c8, 64, 1, bias=False),
                 }
             )
             if aux_heads
@@ -146,12 +154,76 @@ class STDCSeg(nn.Module):
         # Broadcasting adds the pooled context (official: a nearest "upsample" of the 1x1 map).
         ctx16 = self.refine32(resize_to(self.arm32(f32) + self.global_context(f32), f16, mode="nearest"))
         ctx8 = self.refine16(resize_to(self.arm16(f16) + ctx16, f8, mode="nearest"))
-        logits = resize_to(self.head(self.ffm(f8, ctx8)), x)
+        logits = resize_to(self.head(self.ffm(f8, ctx8)), x, align_corners=True)
         if self.training and self.aux_heads is not None:
             heads = self.aux_heads
             aux = [heads["context8"](ctx8), heads["context16"](ctx16), heads["detail"](f8)]
-            return logits, [resize_to(a, x) for a in aux]
+            return logits, [resize_to(a, x, align_corners=True) for a in aux]
         return logits
+
+
+# The official backbone holds its layers twice: in `features` and in the aliases x2 ... x32 that its
+# forward runs (Sequentials over slices of `features`, keeping its indices: x8.0.<i>). The aliases are
+# taken (load_state_dict leaves a shared module with its last-loaded alias; in the released files both hold
+# the same tensors); `features` is dropped.
+_ALIASES = {"x2": "stem", "x4": "stem", "x8": "stage3", "x16": "stage4", "x32": "stage5"}
+_ALIAS = re.compile(r"cp\.backbone\.(x2|x4|x8|x16|x32)\.0\.(\d+)\.(.*)")
+# Other official BiSeNet state_dict prefixes -> ours (first match wins). Dropped: the unused ImageNet
+# classifier and the never-run detail heads.
+_RENAMES = (
+    ("cp.arm32.conv_atten.", "arm32.attention.1.conv."),
+    ("cp.arm32.bn_atten.", "arm32.attention.1.bn."),
+    ("cp.arm16.conv_atten.", "arm16.attention.1.conv."),
+    ("cp.arm16.bn_atten.", "arm16.attention.1.bn."),
+    ("cp.arm32.", "arm32."),
+    ("cp.arm16.", "arm16."),
+    ("cp.conv_head32.", "refine32."),
+    ("cp.conv_head16.", "refine16."),
+    ("cp.conv_avg.", "global_context.1."),
+    ("ffm.convblk.", "ffm.conv."),
+    ("ffm.conv1.", "ffm.se.reduce."),
+    ("ffm.conv2.", "ffm.se.expand."),
+    *(
+        (f"{official}.{inner}", f"{ours}.{mine}")
+        for official, ours in (
+            ("conv_out16", "aux_heads.context8"),
+            ("conv_out32", "aux_heads.context16"),
+            ("conv_out_sp8", "aux_heads.detail"),
+            ("conv_out", "head"),
+        )
+        for inner, mine in (("conv_out.", "cls."), ("conv.", "conv."))
+    ),
+)
+_DROPPED = tuple(f"cp.backbone.{m}." for m in ("features", "conv_last", "fc", "bn", "linear"))
+_DROPPED += ("conv_out_sp2.", "conv_out_sp4.", "conv_out_sp16.")
+# Inside an official STDC module (CatBottleneck) -> ours.
+_MODULE_RENAMES = (("conv_list.", "blocks."), ("avd_layer.0.", "down.conv."), ("avd_layer.1.", "down.bn."))
+
+
+def convert_official(state: dict) -> dict:
+    """Official STDC-Seg checkpoint (models/model_stages.py BiSeNet, either backbone) -> ours. Its norms
+    outside the backbone are inplace_abn's (no batch counter): a zero counter is added (`add_bn_counters`)."""
+    matches = {key: _ALIAS.fullmatch(key) for key in state}
+    first: dict[str, int] = {}  # each stage's first `features` index: ours count from 0 within a stage
+    for match in filter(None, matches.values()):
+        stage, index = _ALIASES[match[1]], int(match[2])
+        first[stage] = min(first.get(stage, index), index)
+    out = {}
+    for key, value in state.items():
+        if key.startswith(_DROPPED):
+            continue
+        if match := matches[key]:
+            stage = _ALIASES[match[1]]
+            key = f"backbone.{stage}.{int(match[2]) - first[stage]}.{match[3]}"
+        for official, ours in _RENAMES:
+            if key.startswith(official):
+                key = ours + key.removeprefix(official)
+                break
+        if key.startswith("backbone.stage"):
+            for official, ours in _MODULE_RENAMES:
+                key = key.replace(official, ours)
+        out[key] = value
+    return add_bn_counters(out)
 
 
 _OFFICIAL = "MichaelFan01/STDC-Seg@59ff37fbd693b99972c76fcefe97caa14aeb619f"
@@ -174,8 +246,8 @@ _FPS_NOTE = (
 
 def _protocol(scale: float) -> str:
     return (
-        f"single-scale, no flip: 2048x1024 image resized by {scale} (bilinear) into the network, logits "
-        "resized back to 2048x1024 (official evaluation.py MscEvalV0)"
+        f"single-scale, no flip: 2048x1024 image resized by {scale} (bilinear, align_corners=True) into the "
+        "network, logits resized back to 2048x1024 likewise (official evaluation.py MscEvalV0)"
     )
 
 
@@ -250,13 +322,13 @@ CARD_STDC2 = _card(
 )
 
 
-@register_model(card=CARD_STDC1)
+@register_model(card=CARD_STDC1, converter=convert_official)
 def stdc1_seg(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
     """STDC1-Seg (backbone layers [2, 2, 2]); Seg50 / Seg75 by input size."""
-    return STDCSeg((2, 2, 2), num_classes=num_classes, aux_heads=aux_heads, **kwargs)
+    return STDCSeg(STDC1_LAYERS, num_classes=num_classes, aux_heads=aux_heads, **kwargs)
 
 
-@register_model(card=CARD_STDC2)
+@register_model(card=CARD_STDC2, converter=convert_official)
 def stdc2_seg(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
     """STDC2-Seg (backbone layers [4, 5, 3]); Seg50 / Seg75 by input size."""
-    return STDCSeg((4, 5, 3), num_classes=num_classes, aux_heads=aux_heads, **kwargs)
+    return STDCSeg(STDC2_LAYERS, num_classes=num_classes, aux_heads=aux_heads, **kwargs)
