@@ -110,7 +110,7 @@ def make_record(cell: Cell, outcome: Outcome, env: dict, wall_s: float, shard: s
         "schema_version": SCHEMA_VERSION,
         "kind": "bench",
         **cell.as_record_fields(),
-        "group": zoo.get_card(cell.model).group,
+        "group": zoo.model_group(cell.model),
         "status": outcome.status,
         "error": outcome.error,
         **fields,

@@ -95,6 +95,7 @@ def measure_cell(cell: Cell, policy: TimingPolicy, threads: int | None = None) -
         torch.set_num_threads(threads)
     condition = condition_of(cell)
     apply_global_flags(condition)
+    zoo.check_model(cell.model)  # imports a library model's library now, outside the memory peak
 
     with PeakMemory(device) as memory:
         model, x = _build(cell, device)
