@@ -31,7 +31,9 @@ from bench.spec import Cell
 
 
 def import_plugins(modules: tuple[str, ...]) -> None:
-    """Import modules that register extra models (a user's own, or test fixtures)."""
+    """Import modules that register extra models (a user's own, or test fixtures), after the installed
+    packages' `segbench.models` entry points (zoo.plugins)."""
+    zoo.load_entry_points()
     for name in modules:
         importlib.import_module(name)
 

@@ -11,6 +11,7 @@ from zoo import models as _models  # noqa: F401  (registers every model)
 from zoo.card import GROUPS, ModelCard, Paper, Reported
 from zoo.errors import MissingLibraryError, UnknownModelError
 from zoo.external import EXTERNAL_GROUP
+from zoo.plugins import PluginError, load_entry_points
 from zoo.registry import (
     check_model,
     create_inference_model,
@@ -30,6 +31,7 @@ __all__ = [
     "MissingLibraryError",
     "ModelCard",
     "Paper",
+    "PluginError",
     "Reported",
     "UnknownModelError",
     "check_model",
@@ -40,6 +42,7 @@ __all__ = [
     "get_card",
     "is_known",
     "list_models",
+    "load_entry_points",
     "model_group",
     "register_model",
 ]

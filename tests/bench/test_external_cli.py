@@ -10,6 +10,7 @@ import pytest
 
 from bench.cli import main
 from tests.conftest import REPO_ROOT
+from tests.zoo.test_plugins import fake_distribution
 
 
 @pytest.mark.parametrize(
@@ -51,12 +52,16 @@ def test_a_missing_library_says_what_to_install(capsys, tmp_path, monkeypatch, m
 
 
 @pytest.mark.slow
-def test_a_library_model_is_measured_and_reported(tmp_path):
-    """End to end in a subprocess: an smp model measured, then the report with its own page."""
+def test_library_and_entry_point_models_are_measured_and_reported(tmp_path):
+    """End to end in a subprocess: an smp model and a model registered by an installed package's entry point
+    (whose worker processes must load it too), then the report with a page per model."""
+    plugin_root = tmp_path / "site"
+    plugin_root.mkdir()
+    fake_distribution(plugin_root, "[segbench.models]\nfakeplug = fakeplug_models:register\n")
     out = tmp_path / "sweep.jsonl"
 
     def segbench(*args):
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_root), str(REPO_ROOT)])}
         result = subprocess.run(
             [sys.executable, "-m", "bench", *args],
             cwd=tmp_path,
@@ -68,14 +73,15 @@ def test_a_library_model_is_measured_and_reported(tmp_path):
         assert result.returncode == 0, result.stderr
         return result
 
-    models = "smp:Unet:resnet18"
+    models = "smp:Unet:resnet18,fakeplug_tiny"
     segbench("run", "--models", models, "--resolutions", "64x64", "--out", str(out), "--no-progress")
     records = {r["model"]: r for r in map(json.loads, out.read_text().splitlines())}
-    assert set(records) == {"smp:Unet:resnet18"}
+    assert set(records) == {"smp:Unet:resnet18", "fakeplug_tiny"}
     smp = records["smp:Unet:resnet18"]
     assert smp["status"] == "ok", smp["error"]
     assert smp["group"] == "external" and smp["output_shape"] == [1, 19, 64, 64]
     assert smp["params"] > 10_000_000 and smp["macs"] > 0 and smp["latency_ms"]["n"] >= 3
+    assert records["fakeplug_tiny"]["status"] == "ok" and records["fakeplug_tiny"]["group"] == "realtime"
 
     from reports.render import slug
 
