@@ -101,7 +101,10 @@ def cmd_list(args) -> int:
     import zoo
 
     try:
+        zoo.load_entry_points()
         names = zoo.list_models(args.group)
+    except zoo.PluginError as exc:
+        raise UsageError(f"cannot import plugin: {exc}") from None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     for name in names:

@@ -114,7 +114,7 @@ def make_record(
         status=outcome.status,
         error=outcome.error,
         env=Env.from_dict(env),
-        group=zoo.get_card(cell.model).group,
+        group=zoo.model_group(cell.model),
         execution=cell.execution,
         latency=Latency.from_dict(latency) if latency else None,
         fields={**fields, "wall_s": round(wall_s, 3), "shard": shard},

@@ -112,10 +112,12 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def check_models(names: list[str]) -> list[str]:
-    known = set(zoo.list_models())
+    # zoo ids and library specs (smp:Unet:resnet34): an unknown one is bad input, as is a missing library
     for name in names:
-        if name not in known:
-            raise UsageError(f"unknown model {name!r} (`segbench list` shows the {len(known)} known models)")
+        try:
+            zoo.check_model(name)
+        except (zoo.UnknownModelError, zoo.MissingLibraryError) as exc:
+            raise UsageError(str(exc)) from None
     return names
 
 
@@ -127,7 +129,8 @@ def check_device(device: str) -> str:
 
 def paper_precision(name: str) -> str:
     """The precision the card's speed claim was measured in: fp16 where the card says so, else fp32."""
-    for reported in zoo.get_card(name).reported_values("fps"):
+    card = zoo.find_card(name)  # a library's model has none: fp32
+    for reported in card.reported_values("fps") if card else ():
         if reported.precision and reported.precision.lower().startswith("fp16"):
             return "fp16"
     return "fp32"
@@ -193,13 +196,9 @@ def build_cells(
     axes = {**profile.axes[check_device(device)], **(axes or {})}
     cells = []
     for name in names:
-        card = zoo.get_card(name)
-        if resolutions:
-            sizes = resolutions
-        elif profile.resolutions is None:
-            sizes = (tuple(card.input_hw),)
-        else:
-            sizes = profile.resolutions[card.group]
+        # The profile's sizes for the model's group, else the card's (a library model: the library's) size.
+        by_group = profile.resolutions or {}
+        sizes = resolutions or by_group.get(zoo.model_group(name)) or (zoo.default_input_hw(name),)
         cells += [Cell(name, execution) for execution in executions(name, sizes, device, axes)]
     return cells if models else with_reference(cells)
 

@@ -31,7 +31,9 @@ from bench.spec import Cell
 
 
 def import_plugins(modules: tuple[str, ...]) -> None:
-    """Import modules that register extra models (a user's own, or test fixtures)."""
+    """Import modules that register extra models (a user's own, or test fixtures), after the installed
+    packages' `segbench.models` entry points (zoo.plugins)."""
+    zoo.load_entry_points()
     for name in modules:
         importlib.import_module(name)
 
@@ -75,6 +77,7 @@ def measure_cell(cell: Cell, policy: TimingPolicy, threads: int | None = None) -
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA requested but torch.cuda.is_available() is False on this machine")
     flags = apply_global_flags(execution, threads)
+    zoo.check_model(cell.model)  # imports a library model's library now, outside the memory peak
 
     with PeakMemory(device) as memory:
         model, x = _build(cell, device)

@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 GROUPS = ("backbone", "portrait", "realtime", "semantic")
+EXTERNAL_GROUP = "external"  # models built by name from another library (zoo.external): no card
 
 # What a `Reported.metric` may be, and the unit its `value` is in.
 METRIC_UNITS = {

@@ -6,6 +6,9 @@
 `create_model("bisenetv2")` builds it with random initialisation (nothing is ever downloaded). The per-model
 facts evaluation needs are registered with the builder too: the official-checkpoint converter, the
 authors' input preprocessing and their training recipe (`zoo.evaluation`).
+
+The functions below also take a library model's spec (`smp:Unet:resnet34`, see zoo.external), so the harness
+asks the same questions of any model: check_model, model_group, default_input_hw, find_card (None: no card).
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from collections.abc import Callable
 
 from torch import nn
 
-from zoo.card import GROUPS, ModelCard
+from zoo import external
+from zoo.card import EXTERNAL_GROUP, GROUPS, ModelCard
+from zoo.errors import MissingLibraryError, UnknownModelError
 from zoo.evaluation import DEFAULT_RECIPE, IMAGENET, Preprocess, Recipe
 from zoo.layers.pad import PadToMultiple
 
@@ -25,13 +30,6 @@ _CARDS: dict[str, ModelCard] = {}
 _CONVERTERS: dict[str, Callable[[dict], dict]] = {}
 _PREPROCESS: dict[str, Preprocess] = {}
 _RECIPES: dict[str, Recipe] = {}
-
-
-class UnknownModelError(KeyError):
-    """Raised for a name that no builder is registered under."""
-
-    def __str__(self) -> str:  # KeyError would quote the whole message
-        return str(self.args[0])
 
 
 def register_model(
@@ -77,6 +75,9 @@ def _load_models() -> None:
 
 def _check_known(name: str) -> None:
     _load_models()
+    if external.is_external(name):
+        external.parse(name)  # an unknown library says so
+        raise UnknownModelError(f"{name!r} is a library's model: it has no card")
     if name not in _BUILDERS:
         raise UnknownModelError(
             f"unknown model {name!r}; `segbench list` shows the {len(_BUILDERS)} known ones"
@@ -91,8 +92,53 @@ def list_models(group: str | None = None) -> list[str]:
     return sorted(n for n, c in _CARDS.items() if group is None or c.group == group)
 
 
+def check_model(name: str) -> None:
+    """Raise UnknownModelError unless `name` is a registered model or a library model spec that can be built
+    here (MissingLibraryError, saying what to install, when its library is not installed)."""
+    if external.is_external(name):
+        external.check(name)
+        return
+    _load_models()
+    if name not in _BUILDERS:
+        raise UnknownModelError(
+            f"unknown model {name!r} (`segbench list` shows the {len(_BUILDERS)} known ones; "
+            f"a library's model is named {external.SPECS})"
+        )
+
+
+def is_known(name: str) -> bool:
+    """Whether `create_model(name)` can build it here."""
+    try:
+        check_model(name)
+    except (UnknownModelError, MissingLibraryError):
+        return False
+    return True
+
+
+def model_group(name: str) -> str:
+    """The model's group: its card's, or "external" for a library's model (nothing imported)."""
+    if external.is_external(name):
+        external.parse(name)
+        return EXTERNAL_GROUP
+    return get_card(name).group
+
+
+def default_input_hw(name: str) -> tuple[int, int]:
+    """The input size a sweep uses when none is given: the card's, or the one the library documents."""
+    return external.input_hw(name) if external.is_external(name) else tuple(get_card(name).input_hw)
+
+
+def find_card(name: str) -> ModelCard | None:
+    """The model's card, or None for a library's model and an unknown name (no paper claims)."""
+    _load_models()
+    return _CARDS.get(name)
+
+
 def create_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered model with random initialisation; kwargs go to its builder (e.g. num_classes)."""
+    """Build a registered model with random initialisation; kwargs go to its builder (e.g. num_classes).
+    A library model spec is built by its library, also with random initialisation (zoo.external)."""
+    if external.is_external(name):
+        return external.create_model(name, **kwargs)
     _check_known(name)
     return _BUILDERS[name](**kwargs)
 
@@ -111,12 +157,14 @@ def get_converter(name: str) -> Callable[[dict], dict] | None:
 def get_preprocess(name: str) -> Preprocess:
     """The input preprocessing registered with `name`'s builder; ImageNet statistics (`IMAGENET`) for a model
     with none, as for a name that is not registered (a caller's own stand-in model)."""
+    _load_models()
     return _PREPROCESS.get(name, IMAGENET)
 
 
 def get_recipe(name: str) -> Recipe:
     """The training recipe registered with `name`'s builder; `DEFAULT_RECIPE` for a model with none, as for a
     name that is not registered."""
+    _load_models()
     return _RECIPES.get(name, DEFAULT_RECIPE)
 
 
@@ -127,10 +175,11 @@ def list_converters() -> list[str]:
 
 
 def create_inference_model(name: str, **kwargs) -> nn.Module:
-    """`create_model` in eval mode, padded to the card's `input_divisor` where the model needs one.
+    """`create_model` in eval mode, padded to the card's `input_divisor` (a library model's: the one its
+    architecture declares) where the model needs one.
 
     What the harness measures and the tests check: any input size in, logits at that size out.
     """
     model = create_model(name, **kwargs).eval()
-    divisor = get_card(name).input_divisor
+    divisor = model.input_divisor if external.is_external(name) else get_card(name).input_divisor
     return PadToMultiple(model, divisor).eval() if divisor > 1 else model
