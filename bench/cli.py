@@ -81,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update", action="store_true", help="recompute and write it (a deliberate change)")
     p.add_argument("--file", type=Path, help="default: results/baselines/structure.json")
 
+    p = sub.add_parser("structure", help="params, MACs and output shape per model and input, counted once")
+    p.add_argument("--models", type=_csv, help="comma-separated model ids (default: all)")
+    p.add_argument("--resolutions", help="comma-separated HxW (default: each model's card input)")
+    p.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
+    p.add_argument(
+        "--claims", action="store_true", help="also at the input size of every params/MACs/FLOPs card claim"
+    )
+    p.add_argument(
+        "--results", type=Path, default=DEFAULT_RESULTS_DIR, help="results folder (default: results)"
+    )
+
     p = sub.add_parser("cards", help="export the model cards as data for the report (reports/cards.json)")
     p.add_argument("--out", type=Path, help="output JSON (default: reports/cards.json)")
     p.add_argument("--plugins", type=_csv, default=[], help="modules to import that register extra models")
@@ -186,6 +197,41 @@ def cmd_merge(args) -> int:
     return 0
 
 
+def cmd_structure(args) -> int:
+    import zoo
+    from bench.conditions import parse_resolutions
+    from bench.spec import check_models
+    from bench.store import Layout, check_writable
+    from bench.structure import StructureStore
+
+    names = check_models(args.models) if args.models else zoo.list_models()
+    resolutions = parse_resolutions(args.resolutions) if args.resolutions else None
+    if args.batch < 1:
+        raise UsageError(f"--batch must be a positive integer, got {args.batch}")
+    layout = Layout(args.results)
+    check_writable(layout.structure("x").parent)
+    store = StructureStore(layout)
+    counted = found = failed = 0
+    for name in names:
+        sizes = list(resolutions or [zoo.default_input_hw(name)])
+        card = zoo.find_card(name)
+        if args.claims and card:
+            sizes += [
+                r.input_hw for r in card.reported if r.metric in ("params", "macs", "flops") and r.input_hw
+            ]
+        for hw in dict.fromkeys(tuple(s) for s in sizes):
+            record, new = store.ensure(name, hw, args.batch)
+            counted, found = counted + new, found + (not new)
+            failed += not record.ok
+            if not record.ok:
+                print(f"segbench: {record.label()}: {record.error}", file=sys.stderr)
+    print(
+        f"segbench: {counted} counted, {found} already known, {failed} failed -> {layout.root / 'structure'}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_cards(args) -> int:
     from bench import cards
     from bench.store import write_atomic
@@ -268,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             "merge": cmd_merge,
             "report": cmd_report,
             "cards": cmd_cards,
+            "structure": cmd_structure,
             "compare": cmd_compare,
             "baseline": cmd_baseline,
             "eval": cmd_eval,
