@@ -10,9 +10,9 @@ from zoo.layers.resize import resize_to
 
 
 class PyramidPooling(nn.Module):
-    """Adaptive average pooling to each bin size -> 1x1 ConvBNAct -> bilinear upsample; concatenated with
-    the input. Output channels: in_channels + len(bins) * branch_channels. The fusing conv after it differs
-    between papers, so it belongs to the caller.
+    """Adaptive average pooling to each bin size -> 1x1 ConvBNAct -> bilinear upsample (`align_corners`:
+    PSPNet's official code uses True); concatenated with the input. Output channels: in_channels +
+    len(bins) * branch_channels. The fusing conv after it differs between papers, so it belongs to the caller.
     """
 
     def __init__(
@@ -22,8 +22,10 @@ class PyramidPooling(nn.Module):
         bins: tuple[int, ...] = (1, 2, 3, 6),
         norm_layer: type[nn.Module] | None = nn.BatchNorm2d,
         act_layer: type[nn.Module] | None = nn.ReLU,
+        align_corners: bool = False,
     ):
         super().__init__()
+        self.align_corners = align_corners
         self.stages = nn.ModuleList(
             nn.Sequential(
                 nn.AdaptiveAvgPool2d(b),
@@ -34,4 +36,6 @@ class PyramidPooling(nn.Module):
         self.out_channels = in_channels + len(bins) * branch_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x] + [resize_to(stage(x), x) for stage in self.stages], dim=1)
+        return torch.cat(
+            [x] + [resize_to(stage(x), x, align_corners=self.align_corners) for stage in self.stages], dim=1
+        )
