@@ -20,7 +20,9 @@ gamma * (column context + row context) + input, gamma a learnt scalar initialise
 Choices and deviations:
 - Activation: the official head's InPlaceABNSync defaults to leaky ReLU (slope 0.01), so every head BN is
   followed by LeakyReLU(0.01) here; the trunk's BNs are identity-activation ABNs followed by ReLU, i.e.
-  torchvision's BN + ReLU.
+  torchvision's BN + ReLU. InPlaceABN's kernel scales by |weight| + eps (for invertibility) where BN scales
+  by weight: `convert_official_ccnet` stores that effective scale, so official checkpoints compute the same
+  function (parity tested against the official code: tests/fixtures/parity/ccnet_r*.json).
 - Trunk: torchvision Bottleneck ResNet with the deep 3x3 stem (the official "conv1-3" stem, same
   parameters); every unit of layer3 has rate 2 and every unit of layer4 rate 4 (official dilation=2/4 with
   multi_grid (1, 1, 1)); torchvision would keep rate 1 / 2 in each stage's first unit. Rates change no
