@@ -35,6 +35,21 @@ def convert_state_dict(model_name: str | None, state: StateDict) -> dict[str, to
     return dict(converter(state)) if converter is not None else dict(state)
 
 
+def inplace_abn_to_bn(state: StateDict, eps: float = 1e-5) -> dict[str, torch.Tensor]:
+    """A checkpoint whose norm layers are In-Place ABN (mapillary/inplace_abn, and the copies official
+    segmentation code vendors) as BatchNorm2d weights: that kernel scales by |weight| + eps where BN scales by
+    weight (it keeps the scale non-zero to invert the layer), so the effective scale becomes the BN weight;
+    ABN keeps no `num_batches_tracked`, which is filled with zeros (BN reads it only when training without
+    momentum). Every entry with a `running_var` beside it is treated as such a layer."""
+    out = dict(state)
+    for key in [k for k in out if k.endswith(".running_var")]:
+        prefix = key.removesuffix("running_var")
+        if prefix + "weight" in out:
+            out[prefix + "weight"] = out[prefix + "weight"].abs() + eps
+        out.setdefault(prefix + "num_batches_tracked", torch.tensor(0))
+    return out
+
+
 def _safetensors():
     try:
         import safetensors.torch

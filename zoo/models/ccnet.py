@@ -46,6 +46,7 @@ from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct
 from zoo.models.dilated import DilatedResNetSegmenter
 from zoo.registry import register_model
+from zoo.weights import inplace_abn_to_bn
 
 
 class CrissCrossAttention(nn.Module):
@@ -238,21 +239,10 @@ def _official_key(key: str) -> str:
     return f"{tail[module]}.{param}" if module in tail else key
 
 
-_ABN_EPS = 1e-5  # InPlaceABNSync's default eps
-
-
 def convert_official_ccnet(state_dict) -> dict[str, torch.Tensor]:
     """Rename an official CCNet state_dict to ours. Every norm layer of the official model is an
-    InPlaceABNSync (inplace_abn 1.x), whose kernel scales by |weight| + eps rather than by weight (so that it
-    is invertible): the converter stores that effective scale as our BN weight. InPlaceABN keeps no
-    `num_batches_tracked`; BN only uses it in training without momentum, so it is filled with zeros."""
-    ours = {_official_key(k): v for k, v in state_dict.items()}
-    for key in [k for k in ours if k.endswith(".running_var")]:
-        weight = key.removesuffix("running_var") + "weight"
-        if weight in ours:
-            ours[weight] = ours[weight].abs() + _ABN_EPS
-        ours.setdefault(key.replace("running_var", "num_batches_tracked"), torch.tensor(0))
-    return ours
+    InPlaceABNSync (inplace_abn 1.x, eps 1e-5), whose scale |weight| + eps becomes our BN weight."""
+    return inplace_abn_to_bn({_official_key(k): v for k, v in state_dict.items()})
 
 
 @register_model(card=_card(50, 47_565_908, _R50_NOTE), converter=convert_official_ccnet)
