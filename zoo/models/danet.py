@@ -29,6 +29,8 @@ Choices and deviations:
 - The matrix products are torch.bmm, so fvcore counts them. At 512x1024 the PAM affinity is
   8192 x 8192 floats (256 MiB, twice with its softmax).
 - Upsampling uses align_corners=True, as the official code (`up_kwargs`).
+- `convert_official` maps official checkpoints; parity with the official code (the README's Cityscapes
+  command) is tested for both depths (tests/fixtures/parity/danet_r*.json).
 """
 
 from __future__ import annotations

@@ -36,6 +36,8 @@ Choices and deviations:
   parameters). Every unit of layer3 has rate 2 and every unit of layer4 rate 4, as semseg's dilation patch
   (torchvision would keep rate 1 / 2 in each stage's first unit; rates change no parameter or MAC).
 - Auxiliary head on layer3: 3x3 conv 1024 -> 256 + BN + ReLU, dropout 0.1, 1x1 conv (official `aux`).
+- `convert_official_psanet` maps semseg checkpoints; parity with the official code (its psa_mask op
+  translated to torch) is tested for both depths (tests/fixtures/parity/psanet_r*.json).
 """
 
 from __future__ import annotations
