@@ -217,6 +217,7 @@ _R101_RESULTS = (
             "official test config (hypes/seg/cityscapes/fs_annn_cityscapes_seg_test.json, mscrop_test). "
             "Trained on train + val fine (official script, --include_val y), OHEM loss."
         ),
+        variant="trained on train + val fine",
     ),
     Reported(
         "miou",

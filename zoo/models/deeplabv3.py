@@ -73,6 +73,7 @@ def _miou(
     protocol: str,
     note: str,
     input_hw: tuple[int, int] | None = None,
+    trained: str | None = None,
 ) -> Reported:
     return Reported(
         "miou",
@@ -82,15 +83,16 @@ def _miou(
         dataset=dataset,
         split=split,
         protocol=protocol,
-        variant=_variant(depth, protocol),
+        variant=_variant(depth, protocol, trained),
         note=note + _backbone_note(depth),
     )
 
 
-def _variant(depth: int, protocol: str) -> str | None:
+def _variant(depth: int, protocol: str, trained: str | None) -> str | None:
     """The network a claim was measured on, where it is not the registry id's (ResNet-`depth`, output
-    stride 8)."""
+    stride 8, trained on the dataset's train split from ImageNet)."""
     parts = ["ResNet-101 backbone"] if depth != 101 else []
+    parts += [trained] if trained else []
     stride = re.search(r"output stride (\d+)", protocol)
     if stride and stride[1] != "8":
         parts.append(f"evaluated at output stride {stride[1]}")
@@ -121,6 +123,7 @@ def _paper_mious(depth: int) -> tuple[Reported, ...]:
             "ms (0.75 to 2, 6 scales), output stride 4; flip not stated",
             "Trained on trainval fine + ~20K coarse images. ",
             _CS_HW,
+            trained="trained on trainval fine + coarse",
         ),
         _miou(depth, 78.51, "Table 6", _VOC, "val", "single-scale, output stride 8", _VOC_VAL, (513, 513)),
         _miou(
@@ -142,6 +145,7 @@ def _paper_mious(depth: int) -> tuple[Reported, ...]:
             "not stated (fine-tuned at output stride 8)",
             "MS-COCO pretrained, fine-tuned on trainval with bootstrapping on hard images. ",
             (513, 513),
+            trained="MS-COCO pretrained, trained on trainval",
         ),
     )
 

@@ -240,6 +240,7 @@ CARD_R101 = _card(
             dataset="PASCAL VOC 2012",
             split="not stated in the abstract",
             protocol="not stated in the abstract",
+            variant="MS-COCO pretrained (the official training command for the VOC model)",
             note=_ABSTRACT_NOTE + "The official training command for it starts from an MS-COCO model.",
         ),
     ),

@@ -315,6 +315,7 @@ _NOT_RETRIEVED = (
                 dataset="Cityscapes",
                 split="test",
                 protocol="ms (0.5 to 1.75) + flip",
+                variant="trained on train + val",
                 note="Table 1, trained on train + val, no OHEM.",
             ),
         ),

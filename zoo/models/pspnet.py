@@ -62,7 +62,7 @@ def _params(depth: int, value: float, count: str, with_aux: str) -> Reported:
     )
 
 
-def _miou(value, source, dataset, split, protocol, input_hw, note="") -> Reported:
+def _miou(value, source, dataset, split, protocol, input_hw, note="", variant=None) -> Reported:
     return Reported(
         "miou",
         value,
@@ -71,6 +71,7 @@ def _miou(value, source, dataset, split, protocol, input_hw, note="") -> Reporte
         dataset=dataset,
         split=split,
         protocol=protocol,
+        variant=variant,
         note=note,
     )
 
@@ -159,13 +160,23 @@ CARD_R101 = ModelCard(
             _PAPER_MS.format(713),
             _CS_HW,
             "Trained on fine + coarse data (Sec 5.4). ",
+            variant="trained on fine + coarse",
         ),
         _miou(
             79.70, _CAFFE, _CS, "val", "single-scale, " + _SLIDE.format(713), _CS_HW, "pspnet101_cityscapes."
         ),
         _miou(80.91, _CAFFE, _CS, "val", "ms (0.5 to 1.75, step 0.25), " + _SLIDE.format(713), _CS_HW),
         _miou(82.6, "paper Table 6", _VOC, "test", _PAPER_MS.format(473), _ADE_HW, "VOC 2012 data only. "),
-        _miou(85.4, "paper Table 6", _VOC, "test", _PAPER_MS.format(473), _ADE_HW, "MS-COCO pretrained. "),
+        _miou(
+            85.4,
+            "paper Table 6",
+            _VOC,
+            "test",
+            _PAPER_MS.format(473),
+            _ADE_HW,
+            "MS-COCO pretrained. ",
+            variant="MS-COCO pretrained",
+        ),
         _miou(
             41.96,
             "paper Table 3",
