@@ -46,6 +46,20 @@ def add_bn_counters(state: StateDict) -> dict[str, torch.Tensor]:
             out.setdefault(
                 key.removesuffix("running_mean") + "num_batches_tracked", torch.zeros((), dtype=torch.long)
             )
+
+
+def inplace_abn_to_bn(state: StateDict, eps: float = 1e-5) -> dict[str, torch.Tensor]:
+    """A checkpoint whose norm layers are In-Place ABN (mapillary/inplace_abn, and the copies official
+    segmentation code vendors) as BatchNorm2d weights: that kernel scales by |weight| + eps where BN scales by
+    weight (it keeps the scale non-zero to invert the layer), so the effective scale becomes the BN weight;
+    ABN keeps no `num_batches_tracked`, which is filled with zeros (BN reads it only when training without
+    momentum). Every entry with a `running_var` beside it is treated as such a layer."""
+    out = dict(state)
+    for key in [k for k in out if k.endswith(".running_var")]:
+        prefix = key.removesuffix("running_var")
+        if prefix + "weight" in out:
+            out[prefix + "weight"] = out[prefix + "weight"].abs() + eps
+        out.setdefault(prefix + "num_batches_tracked", torch.tensor(0))
     return out
 
 

@@ -2,7 +2,14 @@ import pytest
 import torch
 from torch import nn
 
-from zoo.weights import CheckpointError, add_bn_counters, check_fits, load_weights, read_state_dict
+from zoo.weights import (
+    CheckpointError,
+    add_bn_counters,
+    check_fits,
+    inplace_abn_to_bn,
+    load_weights,
+    read_state_dict,
+)
 
 
 def net():
@@ -58,3 +65,19 @@ def test_pickled_code_is_refused_and_bad_files_are_clear_errors(tmp_path):
     torch.save([torch.zeros(1)], tensors_only)
     with pytest.raises(CheckpointError, match="no state_dict"):
         read_state_dict(tensors_only)
+
+
+def test_inplace_abn_scales_become_batchnorm_weights():
+    state = {
+        "bn.weight": torch.tensor([-2.0, 0.0, 3.0]),
+        "bn.bias": torch.zeros(3),
+        "bn.running_mean": torch.zeros(3),
+        "bn.running_var": torch.ones(3),
+        "conv.weight": torch.full((3, 3, 1, 1), -1.0),
+    }
+    out = inplace_abn_to_bn(state, eps=1e-5)
+    assert torch.equal(out["bn.weight"], torch.tensor([2.0, 0.0, 3.0]) + 1e-5)
+    assert torch.equal(out["conv.weight"], state["conv.weight"])  # not a norm layer
+    assert out["bn.num_batches_tracked"] == 0
+    bn = nn.BatchNorm2d(3)
+    bn.load_state_dict({k.removeprefix("bn."): v for k, v in out.items() if k.startswith("bn.")})

@@ -27,6 +27,10 @@ class ResNetFeatures(nn.Module):
     `deep_stem=True` replaces the 7x7 stem conv by three 3x3 convs (3 -> 64 stride 2, 64 -> 64, 64 -> 128,
     BN-ReLU between), as in the "ResNet-C"/"deep base" trunks of PSPNet's and SFNet's official code; `bn1`
     then has 128 channels and layer1's first unit takes 128 input channels.
+
+    `stride_in_1x1=True` puts a stage's stride on the first unit's 1x1 conv instead of its 3x3 conv (the
+    original MSRA/Caffe ResNet, detectron2's STRIDE_IN_1X1; bottleneck depths only): the same parameters,
+    another function, and fewer MACs (the 3x3 conv runs at the reduced resolution).
     """
 
     def __init__(
@@ -36,6 +40,7 @@ class ResNetFeatures(nn.Module):
         multi_grid: Sequence[int] | None = None,
         norm_layer: type[nn.Module] = nn.BatchNorm2d,
         deep_stem: bool = False,
+        stride_in_1x1: bool = False,
     ):
         super().__init__()
         if depth not in _BUILDERS:
@@ -66,6 +71,12 @@ class ResNetFeatures(nn.Module):
                     128, 64, downsample=_projection(128, 256, 1, norm_layer), norm_layer=norm_layer
                 )
             )
+        if stride_in_1x1:
+            if depth < 50:
+                raise ValueError(f"stride_in_1x1 needs a bottleneck ResNet (depth >= 50), got {depth}")
+            for layer in (self.layer2, self.layer3, self.layer4):
+                unit = layer[0]
+                unit.conv1.stride, unit.conv2.stride = unit.conv2.stride, (1, 1)
         if multi_grid is not None:
             if len(multi_grid) != len(self.layer4):
                 raise ValueError(f"multi_grid needs {len(self.layer4)} unit rates, got {tuple(multi_grid)}")

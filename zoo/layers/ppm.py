@@ -12,8 +12,8 @@ from zoo.layers.resize import resize_to
 class PyramidPooling(nn.Module):
     """Adaptive average pooling to each bin size -> 1x1 ConvBNAct -> bilinear upsample; concatenated with
     the input. Output channels: in_channels + len(bins) * branch_channels. The fusing conv after it differs
-    between papers, so it belongs to the caller. `input_first=False` puts the input after the branches, and
-    `align_corners=True` upsamples so, where a port follows official code that does (SFNet).
+    between papers, so it belongs to the caller. `align_corners=True` upsamples so, where a port follows
+    official code that does (PSPNet, SFNet); `input_first=False` puts the input after the branches (SFNet).
     """
 
     def __init__(

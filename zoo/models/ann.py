@@ -28,7 +28,8 @@ Deviations and why:
   the same op in the same place.
 - The auxiliary head's 3x3 conv has no bias before its BN (official has one; the converter folds it into
   the BN's running mean).
-- Upsampling uses align_corners=False; the official code uses True (a sub-pixel shift of the logits).
+- Upsampling uses align_corners=True, as the official code. `convert_official` maps official checkpoints
+  of either depth; parity with the official code is tested (tests/fixtures/parity/ann_r*.json).
 - The official input is BGR in 0-255 minus the mean (102.98, 115.95, 122.77), std 1 (the hypes file):
   preprocessing, not model, but official checkpoints expect it.
 - `ann_r50` is the same network on ResNet-50; the paper and official scripts use ResNet-101 only.
@@ -42,7 +43,7 @@ import torch
 from torch import nn
 
 from zoo.card import ModelCard, Paper, Reported
-from zoo.layers import ConvBNAct, SegHead, resize_to
+from zoo.layers import ConvBNAct, SegHead
 from zoo.models.dilated import DilatedResNetSegmenter
 from zoo.registry import register_model
 
@@ -149,16 +150,23 @@ class ANN(DilatedResNetSegmenter):
 
     def __init__(self, num_classes: int = 19, depth: int = 101, aux_heads: bool = True):
         super().__init__(
-            ANNHead(512), 512, num_classes, depth=depth, deep_stem=True, dropout=0.05, aux_heads=False
+            ANNHead(512),
+            512,
+            num_classes,
+            depth=depth,
+            deep_stem=True,
+            dropout=0.05,
+            aux_heads=False,
+            align_corners=True,  # the official final upsampling
         )
         self.backbone.maxpool.ceil_mode = True  # the official trunk's
         self.aux_heads = nn.ModuleList([SegHead(1024, 512, num_classes, dropout=0.05)]) if aux_heads else None
 
     def forward(self, x: torch.Tensor):
         _, _, c4, c5 = self.backbone(x)
-        logits = resize_to(self.classifier(self.head(c4, c5)), x)
+        logits = self.upsample(self.classifier(self.head(c4, c5)), x)
         if self.training and self.aux_heads is not None:
-            return logits, [resize_to(self.aux_heads[0](c4), x)]
+            return logits, [self.upsample(self.aux_heads[0](c4), x)]
         return logits
 
 
@@ -209,6 +217,7 @@ _R101_RESULTS = (
             "official test config (hypes/seg/cityscapes/fs_annn_cityscapes_seg_test.json, mscrop_test). "
             "Trained on train + val fine (official script, --include_val y), OHEM loss."
         ),
+        variant="trained on train + val fine",
     ),
     Reported(
         "miou",
@@ -250,7 +259,7 @@ _RULES = [
 
 
 def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Map an official MendelXu/ANN checkpoint (deepbase ResNet-101) onto `ann_r101`'s keys."""
+    """Map an official MendelXu/ANN checkpoint (deepbase ResNet-101, or its ResNet-50 option) onto ours."""
     out = {}
     for key, value in state.items():
         for pattern, repl in _RULES[:-2]:
@@ -274,7 +283,8 @@ def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         43.972307,
         "43,972,307: the official definition with its deepbase_resnet50_dilated8 backbone option (the paper "
         "and official scripts use ResNet-101 only), without the dsn head.",
-    )
+    ),
+    converter=convert_official,
 )
 def ann_r50(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
     return ANN(num_classes, depth=50, aux_heads=aux_heads, **kwargs)

@@ -20,13 +20,16 @@ gamma * (column context + row context) + input, gamma a learnt scalar initialise
 Choices and deviations:
 - Activation: the official head's InPlaceABNSync defaults to leaky ReLU (slope 0.01), so every head BN is
   followed by LeakyReLU(0.01) here; the trunk's BNs are identity-activation ABNs followed by ReLU, i.e.
-  torchvision's BN + ReLU.
+  torchvision's BN + ReLU. InPlaceABN's kernel scales by |weight| + eps (for invertibility) where BN scales
+  by weight: `convert_official_ccnet` stores that effective scale, so official checkpoints compute the same
+  function (parity tested against the official code: tests/fixtures/parity/ccnet_r*.json).
 - Trunk: torchvision Bottleneck ResNet with the deep 3x3 stem (the official "conv1-3" stem, same
   parameters); every unit of layer3 has rate 2 and every unit of layer4 rate 4 (official dilation=2/4 with
   multi_grid (1, 1, 1)); torchvision would keep rate 1 / 2 in each stage's first unit. Rates change no
-  parameter or MAC. The official max-pool uses ceil_mode=True, which makes the stride-4 map one pixel larger
-  on even sides (the official crop 769 = 8k + 1 is odd there, where both modes agree); we keep torchvision's
-  floor mode, so a 512 x 1024 input gives 64 x 128 features (the official code: 65 x 129).
+  parameter or MAC. The max-pool uses ceil_mode=True as the official trunk, which makes the stride-4 map one
+  pixel larger on even sides: a 512 x 1024 input gives 65 x 129 features (torchvision's floor mode: 64 x 128).
+- The official network returns stride-8 logits; its evaluation (evaluate.py) upsamples them bilinearly with
+  align_corners=True, which our forward does inside the model.
 - The official Seg_Model builds ResNet-101 only; `ccnet_r50` is the same model on ResNet-50 ([3, 4, 6, 3]),
   as the survey asks. The paper reports ResNet-101 results only.
 - Auxiliary head (official "dsn"): 3x3 conv 1024 -> 512 with bias + BN + LeakyReLU(0.01), dropout 0.1,
@@ -43,6 +46,7 @@ from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct
 from zoo.models.dilated import DilatedResNetSegmenter
 from zoo.registry import register_model
+from zoo.weights import inplace_abn_to_bn
 
 
 class CrissCrossAttention(nn.Module):
@@ -101,9 +105,11 @@ def _ccnet(depth: int, num_classes: int, aux_heads: bool, recurrence: int = 2) -
         multi_grid=(1, 1, 1),
         dropout=0.1,
         aux_heads=aux_heads,
+        align_corners=True,  # official evaluate.py upsamples the logits with align_corners=True
     )
     conv = model.backbone.layer3[0].conv2  # official: rate 2 in layer3's first unit too
     conv.dilation = conv.padding = (2, 2)
+    model.backbone.maxpool.ceil_mode = True  # the official trunk's
     if aux_heads:
         model.aux_heads = nn.ModuleList(
             [
@@ -234,12 +240,9 @@ def _official_key(key: str) -> str:
 
 
 def convert_official_ccnet(state_dict) -> dict[str, torch.Tensor]:
-    """Rename an official CCNet state_dict to ours. InPlaceABN keeps no `num_batches_tracked`; BN only uses
-    it in training without momentum, so it is filled with zeros."""
-    ours = {_official_key(k): v for k, v in state_dict.items()}
-    for key in [k for k in ours if k.endswith(".running_var")]:
-        ours.setdefault(key.replace("running_var", "num_batches_tracked"), torch.tensor(0))
-    return ours
+    """Rename an official CCNet state_dict to ours. Every norm layer of the official model is an
+    InPlaceABNSync (inplace_abn 1.x, eps 1e-5), whose scale |weight| + eps becomes our BN weight."""
+    return inplace_abn_to_bn({_official_key(k): v for k, v in state_dict.items()})
 
 
 @register_model(card=_card(50, 47_565_908, _R50_NOTE), converter=convert_official_ccnet)

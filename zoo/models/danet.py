@@ -28,7 +28,9 @@ Choices and deviations:
 - No FCN auxiliary head on layer3: neither the paper nor the official code has one.
 - The matrix products are torch.bmm, so fvcore counts them. At 512x1024 the PAM affinity is
   8192 x 8192 floats (256 MiB, twice with its softmax).
-- Upsampling uses align_corners=False (the official code uses True).
+- Upsampling uses align_corners=True, as the official code (`up_kwargs`).
+- `convert_official` maps official checkpoints; parity with the official code (the README's Cityscapes
+  command) is tested for both depths (tests/fixtures/parity/danet_r*.json).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import torch
 from torch import nn
 
 from zoo.card import ModelCard, Paper, Reported
-from zoo.layers import ConvBNAct, resize_to
+from zoo.layers import ConvBNAct
 from zoo.models.dilated import DilatedResNetSegmenter
 from zoo.registry import register_model
 
@@ -110,16 +112,25 @@ class DANet(DilatedResNetSegmenter):
     ):
         head = DualAttentionHead(2048, 512)
         super().__init__(
-            head, 512, num_classes, depth=depth, multi_grid=multi_grid, aux_heads=False, **kwargs
+            head,
+            512,
+            num_classes,
+            depth=depth,
+            multi_grid=multi_grid,
+            aux_heads=False,
+            align_corners=True,  # the official up_kwargs
+            **kwargs,
         )
         if aux_heads:
             self.aux_heads = nn.ModuleList([_classifier(512, num_classes), _classifier(512, num_classes)])
 
     def forward(self, x: torch.Tensor):
         pam, cam = self.head(self.backbone(x)[-1])
-        logits = resize_to(self.classifier(pam + cam), x)
+        logits = self.upsample(self.classifier(pam + cam), x)
         if self.training and self.aux_heads is not None:
-            return logits, [resize_to(head(f), x) for head, f in zip(self.aux_heads, (pam, cam), strict=True)]
+            return logits, [
+                self.upsample(head(f), x) for head, f in zip(self.aux_heads, (pam, cam), strict=True)
+            ]
         return logits
 
 

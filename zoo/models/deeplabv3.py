@@ -25,10 +25,15 @@ Deviations and why:
 - No dropout (the official code's dropout after the ASPP projection is training-only) and no auxiliary
   head (the paper has none). torchvision's DeepLabV3 adds a 3x3 conv + BN + ReLU after ASPP and keeps the
   previous rate in layer4[0]; we follow the paper instead.
+- Parity with the official code is not tested: it is TensorFlow (not run here), and no PyTorch reference
+  builds the paper's network (torchvision's differs as above). Its checkpoints (TF-slim variables) would
+  need a TensorFlow checkpoint reader and a trunk with TF-slim's stride placement and 'SAME' padding, which
+  this torchvision-layout trunk does not have, so there is no converter.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import torch
@@ -68,6 +73,7 @@ def _miou(
     protocol: str,
     note: str,
     input_hw: tuple[int, int] | None = None,
+    trained: str | None = None,
 ) -> Reported:
     return Reported(
         "miou",
@@ -77,8 +83,20 @@ def _miou(
         dataset=dataset,
         split=split,
         protocol=protocol,
+        variant=_variant(depth, protocol, trained),
         note=note + _backbone_note(depth),
     )
+
+
+def _variant(depth: int, protocol: str, trained: str | None) -> str | None:
+    """The network a claim was measured on, where it is not the registry id's (ResNet-`depth`, output
+    stride 8, trained on the dataset's train split from ImageNet)."""
+    parts = ["ResNet-101 backbone"] if depth != 101 else []
+    parts += [trained] if trained else []
+    stride = re.search(r"output stride (\d+)", protocol)
+    if stride and stride[1] != "8":
+        parts.append(f"evaluated at output stride {stride[1]}")
+    return "; ".join(parts) or None
 
 
 def _paper_mious(depth: int) -> tuple[Reported, ...]:
@@ -105,6 +123,7 @@ def _paper_mious(depth: int) -> tuple[Reported, ...]:
             "ms (0.75 to 2, 6 scales), output stride 4; flip not stated",
             "Trained on trainval fine + ~20K coarse images. ",
             _CS_HW,
+            trained="trained on trainval fine + coarse",
         ),
         _miou(depth, 78.51, "Table 6", _VOC, "val", "single-scale, output stride 8", _VOC_VAL, (513, 513)),
         _miou(
@@ -126,6 +145,7 @@ def _paper_mious(depth: int) -> tuple[Reported, ...]:
             "not stated (fine-tuned at output stride 8)",
             "MS-COCO pretrained, fine-tuned on trainval with bootstrapping on hard images. ",
             (513, 513),
+            trained="MS-COCO pretrained, trained on trainval",
         ),
     )
 
@@ -138,12 +158,17 @@ def _plus_table3(value: float, output_stride: int, ours: float) -> Reported:
         input_hw=(513, 513),
         dataset=_VOC,
         convention="multiply-adds",
+        variant=None if output_stride == 8 else f"evaluated at output stride {output_stride}",
         note=f"Same authors, this model: ResNet-101 DeepLabv3 without decoder, trained at output stride 16, "
         f"evaluated single-scale at output stride {output_stride}, 21 classes ('Multiply-Adds' column). Our "
         f"fvcore count for that configuration: {ours} G (see deeplabv3plus_r101's notes on the gap).",
     )
 
 
+_UNVERIFIED = (
+    "Parity with the official code is not tested and official checkpoints have no converter: the code and "
+    "checkpoints are TensorFlow, and its TF-slim trunk strides and pads otherwise (see the module docstring)."
+)
 _PAPER = Paper(
     title="Rethinking Atrous Convolution for Semantic Image Segmentation",
     venue="arXiv",
@@ -178,7 +203,7 @@ CARD = ModelCard(
         "39,048,019; the 590,336 more are torchvision's 3x3 conv (256 -> 256) + BN after ASPP, which the "
         "paper does not have. The paper's only ResNet-50 numbers (Tables 1-2, e.g. 75.18% VOC val at output "
         "stride 8) are for its cascaded-blocks model without ASPP, a different architecture, so they are not "
-        "recorded. Every mIoU above is ResNet-101."
+        "recorded. Every mIoU above is ResNet-101. " + _UNVERIFIED
     ),
 )
 
@@ -209,7 +234,7 @@ CARD_R101 = ModelCard(
         "lower; see deeplabv3plus_r101's notes). For comparison only: torchvision 0.29 "
         "deeplabv3_resnet101(weights=None, weights_backbone=None, aux_loss=False, num_classes=19) has "
         "58,630,483 parameters, 590,336 more than ours: its 3x3 conv (256 -> 256) + BN after ASPP, which the "
-        "paper does not have."
+        "paper does not have. " + _UNVERIFIED
     ),
 )
 

@@ -27,6 +27,8 @@ Decisions and deviations, and why:
   which in torchvision's layout is layer1's output.
 - Upsampling uses align_corners=False (PyTorch default); the TF code resizes with align_corners=True.
 - No dropout: the official dropout after the ASPP projection is training-only. No auxiliary head.
+- Parity with the official code is not tested and there is no converter, for the reasons deeplabv3.py gives
+  (TensorFlow code and checkpoints; TF-slim's stride placement and 'SAME' padding).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from torch import nn
 from zoo.backbones import ResNetFeatures
 from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ASPP, ConvBNAct, SeparableConvBNAct, resize_to
+from zoo.models.deeplabv3 import _UNVERIFIED
 from zoo.registry import register_model
 
 _ASPP_RATES_OS16 = (6, 12, 18)  # paper Sec 4.2 (DeepLabv3's rates at output stride 16); doubled at 8
@@ -141,6 +144,7 @@ def _table3(value: float, protocol: str) -> Reported:
         dataset=_VOC,
         split="val",
         protocol=protocol,
+        variant="evaluated at output stride 8" if "output stride 8" in protocol else None,
         note=_TABLE3 + "MS scales not stated (the paper follows DeepLabv3's protocol).",
     )
 
@@ -153,6 +157,7 @@ def _macs(value: float, eval_os: int, ours: float) -> Reported:
         input_hw=_VOC_HW,
         dataset=_VOC,
         convention="multiply-adds",
+        variant=None if eval_os == 16 else f"evaluated at output stride {eval_os}",
         note=f"'Multiply-Adds' column (the paper's unit), single-scale, eval output stride {eval_os}, 21 "
         f"classes. Our fvcore count for the same configuration: {ours} G (see the card's notes).",
     )
@@ -169,7 +174,7 @@ CARD_R50 = ModelCard(
     notes="The paper reports only ResNet-101 and Xception results, so this ResNet-50 variant (the survey's) "
     "has no paper mIoU or cost; the params figure is counted from the official code's definition (see its "
     "note). input_hw is Cityscapes' full resolution, which the official code evaluates on whole (1025x2049); "
-    "the paper's ResNet numbers are PASCAL VOC at 513x513.",
+    "the paper's ResNet numbers are PASCAL VOC at 513x513. " + _UNVERIFIED,
 )
 
 CARD_R101 = ModelCard(
@@ -196,7 +201,7 @@ CARD_R101 = ModelCard(
     "The paper does not say how it counted; with separable convs ours would be 60.47 G, far below. The "
     "paper's ResNet-101 results are all PASCAL VOC 2012 val (Table 3); its "
     "Cityscapes and test-set results are Xception-65/71 models, not recorded here. input_hw is Cityscapes' "
-    "full resolution, which the official code evaluates on whole (1025x2049).",
+    "full resolution, which the official code evaluates on whole (1025x2049). " + _UNVERIFIED,
 )
 
 

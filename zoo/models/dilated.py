@@ -4,6 +4,7 @@ feature map -> dropout + 1x1 classifier -> bilinear upsampling to the input size
 
 The training-only FCN auxiliary head on layer3 is PSPNet's deep supervision (weight 0.4), which every
 later paper of this family trains with; it lives under `aux_heads` and is inactive in eval.
+`align_corners` is that of the final bilinear upsampling (most official codes of this family use True).
 Registers no model: each paper's file builds its head and registers its variants on this frame.
 """
 
@@ -34,8 +35,10 @@ class DilatedResNetSegmenter(nn.Module):
         multi_grid: tuple[int, ...] | None = None,
         dropout: float = 0.1,
         aux_heads: bool = True,
+        align_corners: bool = False,
     ):
         super().__init__()
+        self.align_corners = align_corners
         self.backbone = ResNetFeatures(depth, output_stride, multi_grid, deep_stem=deep_stem)
         self.head = head
         self.classifier = nn.Sequential(nn.Dropout2d(dropout), nn.Conv2d(head_channels, num_classes, 1))
@@ -44,7 +47,11 @@ class DilatedResNetSegmenter(nn.Module):
 
     def forward(self, x: torch.Tensor):
         features = self.backbone(x)
-        logits = resize_to(self.classifier(self.head(features[-1])), x)
+        logits = self.upsample(self.classifier(self.head(features[-1])), x)
         if self.training and self.aux_heads is not None:
-            return logits, [resize_to(self.aux_heads[0](features[2]), x)]
+            return logits, [self.upsample(self.aux_heads[0](features[2]), x)]
         return logits
+
+    def upsample(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Bilinear resize to the input's size, with the model's `align_corners`."""
+        return resize_to(logits, x, align_corners=self.align_corners)

@@ -19,6 +19,9 @@ Choices and deviations:
   official docstring) and the official code from v0.5.0 (f891919) on have it. From v0.2.0 to v0.4.3
   (Nov 2017 to Sep 2018: the paper's time and its first released models) the official layer normalised
   over the N positions instead (softmax dim=1 of a B x N x K tensor, commit 8425bd8 "fix typo").
+  `assignment="positions"` builds that, so v0.4.2's released checkpoints compute their function here: with
+  it, parity with the official v0.4.2 code is tested (tests/fixtures/parity/encnet_r*.json). The default is
+  the paper's; the option changes no parameter or MAC.
 - The Encoding layer is written with two matmuls, expanding ||x_i - d_k||^2 and sum_i a_ik (x_i - d_k),
   instead of the official CUDA kernels (scaled_l2, aggregate): same result, no N x K x D residual tensor,
   and fvcore counts its multiply-adds. The smoothing factor is stored as in the official code (negative,
@@ -35,7 +38,9 @@ Choices and deviations:
 - Training-only heads, as in every official version: the SE-loss FC on the main head's encoding, and the
   FCN auxiliary head (3x3 conv 1024 -> 256, BN, ReLU, dropout, 1x1) on layer3. In train mode forward
   returns (logits, [FCN aux logits at input size, SE-loss class-presence logits (N, num_classes)]).
-- Upsampling uses align_corners=False (the official code uses True).
+- Upsampling uses align_corners=True, as the official code.
+- `convert_official` maps a v0.4.2 checkpoint: it drops the trunk's never-called ImageNet classifier
+  (`pretrained.fc`) and folds the auxiliary head's conv bias (official FCNHead) into its BN's running mean.
 """
 
 from __future__ import annotations
@@ -47,16 +52,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.card import ModelCard, Paper, Reported
-from zoo.layers import ConvBNAct, resize_to
+from zoo.layers import ConvBNAct
 from zoo.models.dilated import DilatedResNetSegmenter
 from zoo.registry import register_model
 
+ASSIGNMENTS = ("codewords", "positions")
+
 
 class Encoding(nn.Module):
-    """Residual encoding layer (Deep TEN, CVPR 2017; EncNet Sec. 3.1): (B, D, H, W) -> (B, K, D)."""
+    """Residual encoding layer (Deep TEN, CVPR 2017; EncNet Sec. 3.1): (B, D, H, W) -> (B, K, D).
 
-    def __init__(self, channels: int, num_codes: int):
+    `assignment`: the axis the soft-assignment softmax normalises over: "codewords" (the paper's formula)
+    or "positions" (the official code v0.2.0 to v0.4.3, whose released models were trained with it).
+    """
+
+    def __init__(self, channels: int, num_codes: int, assignment: str = "codewords"):
         super().__init__()
+        if assignment not in ASSIGNMENTS:
+            raise ValueError(f"assignment must be one of {ASSIGNMENTS}, got {assignment!r}")
+        self.assign_dim = -1 if assignment == "codewords" else 1
         self.codewords = nn.Parameter(torch.empty(num_codes, channels))
         self.scale = nn.Parameter(torch.empty(num_codes))
         bound = 1.0 / math.sqrt(num_codes * channels)  # the official initialisation
@@ -71,7 +85,7 @@ class Encoding(nn.Module):
         sq_dist = (
             x.pow(2).sum(-1, keepdim=True) - 2 * torch.matmul(x, codewords.t()) + codewords.pow(2).sum(-1)
         )
-        assign = torch.softmax(sq_dist * self.scale, dim=-1)  # (B, N, K)
+        assign = torch.softmax(sq_dist * self.scale, dim=self.assign_dim)  # (B, N, K)
         # sum_i a_ik (x_i - d_k) = (A^T X)_k - (sum_i a_ik) d_k
         return torch.matmul(assign.transpose(1, 2), x) - assign.sum(1).unsqueeze(-1) * codewords
 
@@ -82,9 +96,9 @@ class ContextEncoding(nn.Module):
     forward(x) -> (x + x * gamma, encoded e); e feeds the training-only SE-loss FC.
     """
 
-    def __init__(self, channels: int = 512, num_codes: int = 32):
+    def __init__(self, channels: int = 512, num_codes: int = 32, assignment: str = "codewords"):
         super().__init__()
-        self.encoding = Encoding(channels, num_codes)
+        self.encoding = Encoding(channels, num_codes, assignment)
         self.bn = nn.BatchNorm1d(num_codes)  # normalises each codeword's residual over batch and channels
         self.fc = nn.Linear(channels, channels)
 
@@ -97,10 +111,12 @@ class ContextEncoding(nn.Module):
 class EncHead(nn.Module):
     """3x3 ConvBNAct (in -> 512), then the Context Encoding Module."""
 
-    def __init__(self, in_channels: int = 2048, channels: int = 512, num_codes: int = 32):
+    def __init__(
+        self, in_channels: int = 2048, channels: int = 512, num_codes: int = 32, assignment: str = "codewords"
+    ):
         super().__init__()
         self.conv = ConvBNAct(in_channels, channels, 3)
-        self.encode = ContextEncoding(channels, num_codes)
+        self.encode = ContextEncoding(channels, num_codes, assignment)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encode(self.conv(x))
@@ -116,20 +132,23 @@ class EncNet(DilatedResNetSegmenter):
         depth: int = 50,
         num_codes: int = 32,
         aux_heads: bool = True,
+        assignment: str = "codewords",
         **kwargs,
     ):
-        head = EncHead(2048, 512, num_codes)
-        super().__init__(head, 512, num_classes, depth=depth, aux_heads=aux_heads, **kwargs)
+        head = EncHead(2048, 512, num_codes, assignment)
+        super().__init__(
+            head, 512, num_classes, depth=depth, aux_heads=aux_heads, align_corners=True, **kwargs
+        )
         if aux_heads:
             self.aux_heads.append(nn.Linear(512, num_classes))
 
     def forward(self, x: torch.Tensor):
         features = self.backbone(x)
         feat, encoded = self.head(features[-1])
-        logits = resize_to(self.classifier(feat), x)
+        logits = self.upsample(self.classifier(feat), x)
         if self.training and self.aux_heads is not None:
             fcn_aux, se_fc = self.aux_heads
-            return logits, [resize_to(fcn_aux(features[2]), x), se_fc(encoded)]
+            return logits, [self.upsample(fcn_aux(features[2]), x), se_fc(encoded)]
         return logits
 
 
@@ -148,7 +167,8 @@ _PCONTEXT_NOTE = (
     "Official model zoo table of the release this file follows (7x7-stem ResNet, no lateral connections, "
     "trained with --aux --se-loss); evaluated multi-scale ('using MS' in the same document); PASCAL-Context "
     "59 classes, pixAcc {}%. That release's Encoding layer normalised the soft assignments over positions, "
-    "not codewords (see the module docstring), so its weights would not reproduce this number here."
+    "not codewords (see the module docstring): its weights compute their function here only when built with "
+    "assignment='positions'."
 )
 _NOTES = (
     "The paper reports no parameter count and no FLOPs; the params figure is the official code's count (see "
@@ -188,6 +208,7 @@ def _pcontext(value: float, pixacc: float) -> Reported:
         dataset="PASCAL-Context",
         split="val",
         protocol="multi-scale (official test.py)",
+        variant="v0.4.2 Encoding layer: soft assignment over positions (assignment='positions')",
         note=_PCONTEXT_NOTE.format(pixacc),
     )
 
@@ -219,17 +240,50 @@ CARD_R101 = _card(
             dataset="PASCAL VOC 2012",
             split="not stated in the abstract",
             protocol="not stated in the abstract",
+            variant="MS-COCO pretrained (the official training command for the VOC model)",
             note=_ABSTRACT_NOTE + "The official training command for it starts from an MS-COCO model.",
         ),
     ),
 )
 
 
-@register_model(card=CARD_R50)
+_RENAMES = (
+    ("pretrained.", "backbone."),
+    ("head.conv5.0.", "head.conv.conv."),
+    ("head.conv5.1.", "head.conv.bn."),
+    ("head.encmodule.encoding.0.", "head.encode.encoding."),
+    ("head.encmodule.encoding.1.", "head.encode.bn."),
+    ("head.encmodule.fc.0.", "head.encode.fc."),
+    ("head.encmodule.selayer.", "aux_heads.1."),
+    ("head.conv6.", "classifier.1."),
+    ("auxlayer.conv5.0.", "aux_heads.0.conv.conv."),
+    ("auxlayer.conv5.1.", "aux_heads.0.conv.bn."),
+    ("auxlayer.conv5.4.", "aux_heads.0.cls."),
+)
+
+
+def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map a zhanghang1989/PyTorch-Encoding v0.4.2 EncNet checkpoint (encoding/models/encnet.py) onto ours."""
+    out = {}
+    for key, value in state.items():
+        if key.startswith("pretrained.fc."):  # the ImageNet classifier, never called
+            continue
+        for old, new in _RENAMES:
+            if key.startswith(old):
+                key = new + key[len(old) :]
+                break
+        out[key] = value
+    bias = out.pop("aux_heads.0.conv.conv.bias", None)
+    if bias is not None:  # a conv bias before BN shifts the BN's input: fold it into the running mean
+        out["aux_heads.0.conv.bn.running_mean"] = out["aux_heads.0.conv.bn.running_mean"] - bias
+    return out
+
+
+@register_model(card=CARD_R50, converter=convert_official)
 def encnet_r50(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
     return EncNet(num_classes=num_classes, depth=50, aux_heads=aux_heads, **kwargs)
 
 
-@register_model(card=CARD_R101)
+@register_model(card=CARD_R101, converter=convert_official)
 def encnet_r101(num_classes: int = 19, aux_heads: bool = True, **kwargs) -> nn.Module:
     return EncNet(num_classes=num_classes, depth=101, aux_heads=aux_heads, **kwargs)

@@ -28,6 +28,9 @@ Choices and deviations, and why:
   not the deep stem `ResNetFeatures` offers: it has 19,232 more parameters. Layer4 rates (first unit 2, then
   4) match mmseg's contract_dilation.
 - Upsampling with align_corners=False (as mmseg). No converter for mmseg checkpoints: their stem differs.
+- Parity is not tested: the official code has no segmentation model, and the reproduction named above
+  could not be run here at one exact commit (its repository snapshot was too large to bring here, and its
+  GCHead needs mmcv); with its ResNetV1c stem it would not load strictly into this trunk anyway.
 """
 
 from __future__ import annotations
@@ -88,7 +91,8 @@ def _card(depth: int) -> ModelCard:
             "detection and classification backbones, and the official code gives none for a segmentation "
             "model, so the card reports no params. input_hw: full-resolution Cityscapes (the reproduction's "
             "whole-image inference), not a paper setting. For comparison only: mmseg's reproduction has its "
-            "ResNetV1c stem, 19,232 more parameters than ours."
+            "ResNetV1c stem, 19,232 more parameters than ours. "
+            "Parity with code is not tested (see the module docstring)."
         ),
     )
 

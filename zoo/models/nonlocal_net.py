@@ -30,6 +30,9 @@ Deviations and choices, and why:
   more parameters. Layer4 rates (first unit 2, then 4) match mmseg's contract_dilation.
 - W_z is a bias-free 1x1 conv before its BN (mmcv); the official Caffe2 conv has a bias, redundant before BN.
 - Upsampling with align_corners=False (as mmseg). No converter for mmseg checkpoints: their stem differs.
+- Parity is not tested: the official code has no segmentation model, and the reproduction named above
+  could not be run here at one exact commit (its repository snapshot was too large to bring here, and its
+  NLHead needs mmcv); with its ResNetV1c stem it would not load strictly into this trunk anyway.
 """
 
 from __future__ import annotations
@@ -81,7 +84,8 @@ def _card(depth: int) -> ModelCard:
             "party's and are not recorded. Neither the paper nor the official code gives a parameter count "
             "or FLOPs for a segmentation model, so the card reports none. input_hw: full-resolution "
             "Cityscapes (the reproduction's whole-image inference), not a paper setting. For comparison "
-            "only: mmseg's reproduction has its ResNetV1c stem, 19,232 more parameters than ours."
+            "only: mmseg's reproduction has its ResNetV1c stem, 19,232 more parameters than ours. "
+            "Parity with code is not tested (see the module docstring)."
         ),
     )
 

@@ -30,9 +30,13 @@ layer3 dilation 2, layer4 dilation 4 with its first unit at 2: multi_grid [1, 1,
 set to ceil_mode=True as openseg's trunk has it (at 1024x2048 the stride-8 maps are 129x257, not 128x256).
 
 Deviations and why:
-- openseg's ResNet-101 run uses in-place activated BN (`bn_type` inplace_abn), whose "BNReLU" applies a leaky
-  ReLU (slope 0.01) in the head; we use BN + ReLU as the paper, the HRNet-OCR code and openseg's torch-BN
-  option do (no parameter or cost difference).
+- openseg's ResNet-101 run (its Cityscapes config and script, which trained the released model) uses
+  in-place activated BN (`bn_type` inplace_abn), whose "BNReLU" applies a leaky ReLU (slope 0.01) in the
+  head: `ocrnet_r101` does too (BN + LeakyReLU(0.01) in the region head and the OCR head; the trunk's BNs are
+  identity-activation ABNs followed by ReLU, i.e. BN + ReLU), so the released checkpoint computes the same
+  function; the paper and the HRNet-OCR code use ReLU (no parameter or cost difference). In-Place ABN scales
+  by |weight| + eps: `convert_resnet_ocr` stores that as the BN weight. Parity with both official codes is
+  tested (tests/fixtures/parity/ocrnet_*.json).
 - The 1x1 convs of phi, psi, delta, rho and of the fusion conv have no bias in the HRNet-OCR code and a bias
   in openseg's; each variant follows its own code (`conv_bias`), so both parameter counts are the official
   ones exactly.
@@ -51,16 +55,23 @@ from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct, resize_to
 from zoo.models.hrnetv2 import convert_official as _convert_hrnet_trunk
 from zoo.registry import register_model
+from zoo.weights import inplace_abn_to_bn
 
 
 class ObjectContext(nn.Module):
     """Object region representations, pixel-region relation and the object-contextual representation."""
 
-    def __init__(self, channels: int = 512, key_channels: int = 256, conv_bias: bool = False):
+    def __init__(
+        self,
+        channels: int = 512,
+        key_channels: int = 256,
+        conv_bias: bool = False,
+        act_layer: type[nn.Module] = nn.ReLU,
+    ):
         super().__init__()
 
         def proj(cin: int, cout: int) -> ConvBNAct:
-            return ConvBNAct(cin, cout, 1, bias=conv_bias)
+            return ConvBNAct(cin, cout, 1, bias=conv_bias, act_layer=act_layer)
 
         self.f_pixel = nn.Sequential(proj(channels, key_channels), proj(key_channels, key_channels))
         self.f_object = nn.Sequential(proj(channels, key_channels), proj(key_channels, key_channels))
@@ -93,11 +104,12 @@ class OCRHead(nn.Module):
         key_channels: int = 256,
         conv_bias: bool = False,
         dropout: float = 0.05,
+        act_layer: type[nn.Module] = nn.ReLU,
     ):
         super().__init__()
-        self.conv = ConvBNAct(in_channels, mid_channels, 3, bias=True)
-        self.context = ObjectContext(mid_channels, key_channels, conv_bias)
-        self.fuse = ConvBNAct(2 * mid_channels, mid_channels, 1, bias=conv_bias)
+        self.conv = ConvBNAct(in_channels, mid_channels, 3, bias=True, act_layer=act_layer)
+        self.context = ObjectContext(mid_channels, key_channels, conv_bias, act_layer)
+        self.fuse = ConvBNAct(2 * mid_channels, mid_channels, 1, bias=conv_bias, act_layer=act_layer)
         self.drop = nn.Dropout2d(dropout)
         self.cls = nn.Conv2d(mid_channels, num_classes, 1)
 
@@ -152,12 +164,17 @@ class ResNetOCR(OCRNet):
     """Dilated deep-stem ResNet-101 at output stride 8: regions from layer3, OCR head on layer4."""
 
     def __init__(self, num_classes: int = 19, aux_heads: bool = True, depth: int = 101):
+        # openseg's BNReLU with bn_type inplace_abn (its Cityscapes run): BN + leaky ReLU 0.01.
+        act = nn.LeakyReLU
         region_head = nn.Sequential(
-            ConvBNAct(1024, 512, 3, bias=True), nn.Dropout2d(0.05), nn.Conv2d(512, num_classes, 1)
+            ConvBNAct(1024, 512, 3, bias=True, act_layer=act),
+            nn.Dropout2d(0.05),
+            nn.Conv2d(512, num_classes, 1),
         )
         trunk = ResNetFeatures(depth, output_stride=8, deep_stem=True)
         trunk.maxpool.ceil_mode = True  # openseg's trunk pools with ceil_mode=True
-        super().__init__(trunk, region_head, OCRHead(2048, num_classes, conv_bias=True), aux_heads)
+        ocr = OCRHead(2048, num_classes, conv_bias=True, act_layer=act)
+        super().__init__(trunk, region_head, ocr, aux_heads)
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _, _, c4, c5 = self.backbone(x)
@@ -229,7 +246,8 @@ def convert_hrnet_ocr(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
 
 
 def convert_resnet_ocr(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """openseg SpatialOCRNet (deepbase_resnet101_dilated8) checkpoint -> ours."""
+    """openseg SpatialOCRNet (deepbase_resnet101_dilated8, bn_type inplace_abn) checkpoint -> ours; its
+    In-Place ABN scales |weight| + eps become BN weights."""
     table = _ocr_table("spatial_ocr_head", "conv_3x3", "head")
     table.update(
         {
@@ -244,7 +262,7 @@ def convert_resnet_ocr(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
             "backbone.resinit.bn3.": "backbone.bn1.",
         }
     )
-    return _rename(state, table)
+    return inplace_abn_to_bn(_rename(state, table))
 
 
 _PAPER = Paper(
@@ -297,6 +315,7 @@ _NOT_RETRIEVED = (
                 dataset="Cityscapes",
                 split="test",
                 protocol="ms (0.5 to 1.75) + flip",
+                variant="trained on train + val",
                 note="Table 1, trained on train + val, no OHEM.",
             ),
         ),

@@ -27,9 +27,15 @@ for that count). At 1024x2048 DeepLabV3 + PointRend thus predicts 4 x 8192 = 32k
 
 Deviations and why:
 - Backbones: the survey asks for SemanticFPN on ResNet-50; the paper and detectron2 report ResNet-101 only
-  (the cards' mIoU are ResNet-101 numbers). Trunks are torchvision's (stride on the 3x3 conv); detectron2's
-  SemanticFPN trunk is MSRA-style (stride on the first 1x1, STRIDE_IN_1X1=True): same parameters, a few
-  more MACs here. Its BN is frozen (FrozenBN: affine as buffers); ours are BN layers, equal in eval.
+  (the cards' mIoU are ResNet-101 numbers). The SemanticFPN trunk is detectron2's MSRA-style ResNet (stride
+  on each stage's first 1x1 conv, STRIDE_IN_1X1=True: `stride_in_1x1=True`), torchvision's modules
+  otherwise. Its BN is frozen (FrozenBN: affine as buffers); ours are BN layers, equal in eval.
+  `convert_official` maps a detectron2 state_dict of this model (parity with detectron2 is tested:
+  tests/fixtures/parity/pointrend_semfpn_r50.json). detectron2's model-zoo files are pickles of numpy
+  arrays, which are never unpickled here: load such a file with detectron2 (or numpy) and save its
+  tensors with torch.save or safetensors first. Its input is BGR 0-255 minus the mean (PIXEL_MEAN, std 1),
+  which detectron2 applies inside its model: preprocessing here. The DeepLabV3 variant has no official
+  code to compare with (see above).
 - DeepLabV3 details the paper leaves open: multi-grid (1, 2, 4) is DeepLabV3's final design and what
   detectron2's DeepLab project uses for the same ResNet-103 recipe (deeplab_v3_R_103_os16_mg124); ASPP
   follows the DeepLabV3 paper (BN in the pooling branch, global pooling). Built from zoo parts rather than
@@ -51,6 +57,7 @@ Deviations and why:
 from __future__ import annotations
 
 import math
+import re
 from functools import partial
 
 import torch
@@ -230,7 +237,7 @@ class PointRendSemanticFPN(PointRend):
         num_points: int = SUBDIVISION_POINTS,
     ):
         super().__init__(256, num_classes, coarse_pred_each_layer, num_points)
-        self.backbone = ResNetFeatures(depth)
+        self.backbone = ResNetFeatures(depth, stride_in_1x1=True)  # detectron2's MSRA-style trunk
         self.fpn = FPN([info["channels"] for info in self.backbone.feature_info])
         self.sem_head = SemanticFPNHead(num_classes)
 
@@ -278,7 +285,7 @@ _TABLES = (
 )
 
 
-def _miou(value: float, source: str, note: str) -> Reported:
+def _miou(value: float, source: str, note: str, variant: str | None = None) -> Reported:
     return Reported(
         "miou",
         value,
@@ -287,6 +294,7 @@ def _miou(value: float, source: str, note: str) -> Reported:
         dataset="Cityscapes",
         split="val",
         protocol=_PROTOCOL,
+        variant=variant,
         note=note,
     )
 
@@ -296,7 +304,7 @@ CARD_SEMFPN = ModelCard(
     group="semantic",
     paper=_PAPER,
     official_code=_CODE,
-    implementation="segbench (torchvision 0.29 ResNet-50 trunk)",
+    implementation="segbench (torchvision 0.29 ResNet-50 modules, stride in the 1x1 convs as detectron2)",
     num_classes=19,
     input_hw=_CS_HW,
     reported=(
@@ -313,17 +321,20 @@ CARD_SEMFPN = ModelCard(
             78.6,
             "paper Table 7",
             "SemanticFPN P2-P5 + PointRend on ResNet-101 (not ResNet-50); median of 5 trials. " + _FPN_TRAIN,
+            variant="ResNet-101 backbone",
         ),
         _miou(
             78.6,
             _D2 + "04958b9:projects/PointRend/README.md",
             "Released model 186480235, R101-FPN, the paper's head (coarse features at every MLP layer).",
+            variant="ResNet-101 backbone",
         ),
         _miou(
             78.9,
             _D2 + "02b5c4e:projects/PointRend/README.md",
             "Released model 202576688, R101-FPN, coarse features at the MLP input only "
             "(COARSE_PRED_EACH_LAYER=False since commit 81d5a87).",
+            variant="ResNet-101 backbone; coarse features at the point head's input only",
         ),
     ),
     notes=_TABLES
@@ -354,7 +365,59 @@ CARD_DEEPLAB = ModelCard(
 )
 
 
-@register_model(card=CARD_SEMFPN)
+# detectron2 (SemanticSegmentor + PointRendSemSegHead, FPN on an MSRA ResNet) -> ours, first match wins.
+_D2_RULES = (
+    (r"^backbone\.bottom_up\.stem\.conv1\.norm\.", "backbone.bn1."),
+    (r"^backbone\.bottom_up\.stem\.conv1\.", "backbone.conv1."),
+    (
+        r"^backbone\.bottom_up\.res(\d)\.(\d+)\.shortcut\.norm\.",
+        lambda m: f"backbone.layer{int(m[1]) - 1}.{m[2]}.downsample.1.",
+    ),
+    (
+        r"^backbone\.bottom_up\.res(\d)\.(\d+)\.shortcut\.",
+        lambda m: f"backbone.layer{int(m[1]) - 1}.{m[2]}.downsample.0.",
+    ),
+    (
+        r"^backbone\.bottom_up\.res(\d)\.(\d+)\.conv(\d)\.norm\.",
+        lambda m: f"backbone.layer{int(m[1]) - 1}.{m[2]}.bn{m[3]}.",
+    ),
+    (
+        r"^backbone\.bottom_up\.res(\d)\.(\d+)\.conv(\d)\.",
+        lambda m: f"backbone.layer{int(m[1]) - 1}.{m[2]}.conv{m[3]}.",
+    ),
+    (r"^backbone\.fpn_lateral(\d)\.", lambda m: f"fpn.lateral.{int(m[1]) - 2}."),
+    (r"^backbone\.fpn_output(\d)\.", lambda m: f"fpn.output.{int(m[1]) - 2}."),
+    (
+        r"^sem_seg_head\.coarse_sem_seg_head\.p(\d)\.(\d+)\.norm\.",
+        lambda m: f"sem_head.scale_heads.{int(m[1]) - 2}.{int(m[2]) // 2}.bn.",
+    ),
+    (
+        r"^sem_seg_head\.coarse_sem_seg_head\.p(\d)\.(\d+)\.",
+        lambda m: f"sem_head.scale_heads.{int(m[1]) - 2}.{int(m[2]) // 2}.conv.",
+    ),
+    (r"^sem_seg_head\.coarse_sem_seg_head\.predictor\.", "sem_head.predictor."),
+    (r"^sem_seg_head\.point_head\.fc(\d)\.", lambda m: f"point_head.fcs.{int(m[1]) - 1}."),
+    (r"^sem_seg_head\.point_head\.predictor\.", "point_head.predictor."),
+)
+
+
+def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map a detectron2 PointRend SemanticFPN state_dict (its module names; the model-zoo file's tensors
+    saved as torch or safetensors) onto `pointrend_semfpn_r*`. FrozenBN keeps no `num_batches_tracked`:
+    filled with zeros. Scale-head indices skip detectron2's parameter-free upsampling modules."""
+    out = {}
+    for key, value in state.items():
+        for pattern, repl in _D2_RULES:
+            key, n = re.subn(pattern, repl, key)
+            if n:
+                break
+        out[key] = value
+    for key in [k for k in out if k.endswith(".running_var")]:
+        out.setdefault(key.removesuffix("running_var") + "num_batches_tracked", torch.tensor(0))
+    return out
+
+
+@register_model(card=CARD_SEMFPN, converter=convert_official)
 def pointrend_semfpn_r50(num_classes: int = 19, **kwargs) -> nn.Module:
     return PointRendSemanticFPN(num_classes, 50, **kwargs)
 

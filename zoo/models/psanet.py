@@ -30,12 +30,14 @@ Choices and deviations:
   512 x 1024 the features are 64 x 128 and the attention matrices 2048 x 2048 (not 8192 x 8192).
 - Inputs of any multiple of 8: the official code needs sides 8k + 1 (it upsamples the shrunk map by 2x + 1);
   we resize to the feature map's own size, which is the same for odd feature sizes. Final upsampling uses
-  align_corners=False (the frame's); the official uses align_corners=True on 8k + 1 inputs.
+  align_corners=True, as the official code (exact at its 8k + 1 inputs).
 - The official normalization_factor is 1.0 (a no-op) and is left out.
 - Trunk: torchvision Bottleneck ResNet with the deep 3x3 stem, as semseg's "deep base" ResNet (same
   parameters). Every unit of layer3 has rate 2 and every unit of layer4 rate 4, as semseg's dilation patch
   (torchvision would keep rate 1 / 2 in each stage's first unit; rates change no parameter or MAC).
 - Auxiliary head on layer3: 3x3 conv 1024 -> 256 + BN + ReLU, dropout 0.1, 1x1 conv (official `aux`).
+- `convert_official_psanet` maps semseg checkpoints; parity with the official code (its psa_mask op
+  translated to torch) is tested for both depths (tests/fixtures/parity/psanet_r*.json).
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ def _psanet(depth: int, num_classes: int, aux_heads: bool, **psa_kwargs) -> Dila
         multi_grid=(1, 1, 1),
         dropout=0.1,
         aux_heads=aux_heads,
+        align_corners=True,  # the official final upsampling
     )
     return _semseg_rates(model)
 

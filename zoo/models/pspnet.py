@@ -17,15 +17,15 @@ That is `zoo.models.dilated.DilatedResNetSegmenter` with `deep_stem=True`, whose
 Deviations and why:
 - torchvision's layer builder (`ResNetFeatures`) gives layer3's first unit rate 1 and layer4's first unit
   rate 2; we set them to the official 2 and 4 (dilation changes neither parameters nor MACs).
-- Upsampling (pyramid branches and logits) uses align_corners=False (`resize_to`); the official code uses
-  align_corners=True and asks for input sides of 8k + 1 (713, 473), which it upsamples to exactly the input
-  size. We accept any size and resize the logits to it.
+- Upsampling (pyramid branches and logits) uses align_corners=True, as the official code. That code also
+  asks for input sides of 8k + 1 (713, 473), which it upsamples to exactly the input size; we accept any
+  size and resize the logits to it (the same map at 8k + 1 sides).
 - The Caffe model pools with fixed kernels sized for its 90x90 map (713 input); adaptive pooling, as in the
   PyTorch code, is the same there and keeps the bins right at other sizes.
 
-`convert_official_pspnet` maps semseg checkpoints onto ours. With random weights, and our bilinear resizes
-switched to align_corners=True, our eval output equals the official model's exactly (max |diff| 0 for both
-depths at 129x161); as shipped, the align_corners difference remains.
+`convert_official_pspnet` maps semseg checkpoints (with their training-only `aux` head) onto ours. Parity
+with the official code is tested (tests/fixtures/parity/pspnet_r*.json): the same logits at 129x193 from
+the official state_dict loaded through the converter.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def _params(depth: int, value: float, count: str, with_aux: str) -> Reported:
     )
 
 
-def _miou(value, source, dataset, split, protocol, input_hw, note="") -> Reported:
+def _miou(value, source, dataset, split, protocol, input_hw, note="", variant=None) -> Reported:
     return Reported(
         "miou",
         value,
@@ -71,6 +71,7 @@ def _miou(value, source, dataset, split, protocol, input_hw, note="") -> Reporte
         dataset=dataset,
         split=split,
         protocol=protocol,
+        variant=variant,
         note=note,
     )
 
@@ -159,13 +160,23 @@ CARD_R101 = ModelCard(
             _PAPER_MS.format(713),
             _CS_HW,
             "Trained on fine + coarse data (Sec 5.4). ",
+            variant="trained on fine + coarse",
         ),
         _miou(
             79.70, _CAFFE, _CS, "val", "single-scale, " + _SLIDE.format(713), _CS_HW, "pspnet101_cityscapes."
         ),
         _miou(80.91, _CAFFE, _CS, "val", "ms (0.5 to 1.75, step 0.25), " + _SLIDE.format(713), _CS_HW),
         _miou(82.6, "paper Table 6", _VOC, "test", _PAPER_MS.format(473), _ADE_HW, "VOC 2012 data only. "),
-        _miou(85.4, "paper Table 6", _VOC, "test", _PAPER_MS.format(473), _ADE_HW, "MS-COCO pretrained. "),
+        _miou(
+            85.4,
+            "paper Table 6",
+            _VOC,
+            "test",
+            _PAPER_MS.format(473),
+            _ADE_HW,
+            "MS-COCO pretrained. ",
+            variant="MS-COCO pretrained",
+        ),
         _miou(
             41.96,
             "paper Table 3",
@@ -199,7 +210,7 @@ class PSPHead(nn.Sequential):
         self, in_channels: int = 2048, out_channels: int = 512, bins: tuple[int, ...] = (1, 2, 3, 6)
     ):
         super().__init__()
-        self.ppm = PyramidPooling(in_channels, in_channels // len(bins), bins)
+        self.ppm = PyramidPooling(in_channels, in_channels // len(bins), bins, align_corners=True)
         self.bottleneck = ConvBNAct(self.ppm.out_channels, out_channels, 3)
 
 
@@ -216,6 +227,7 @@ def _pspnet(
         multi_grid=(1, 1, 1),  # every layer4 unit at rate 4, as the official code
         dropout=dropout,
         aux_heads=aux_heads,
+        align_corners=True,  # as the official code, in the pyramid and the final upsampling
     )
     first = model.backbone.layer3[0].conv2  # the official code dilates layer3's first unit too
     first.dilation = first.padding = (2, 2)
