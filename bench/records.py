@@ -225,6 +225,7 @@ class Record:
     env: Env
     fields: dict = field(default_factory=dict, repr=False)
     schema_version: int = SCHEMA_VERSION
+    source: str = field(default="", compare=False, repr=False)  # the file it was read from; not stored
 
     kind = ""
 

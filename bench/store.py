@@ -29,7 +29,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.errors import UsageError
@@ -270,10 +270,12 @@ def results_files(inputs: Iterable[Path]) -> tuple[list[Path], list[Path]]:
     return files, skipped
 
 
-def load(inputs: Iterable[Path]) -> tuple[list[tuple[Path, Record]], list[Path]]:
-    """Every record under `inputs` with the file it came from, and the files skipped as not results."""
+def load(inputs: Iterable[Path]) -> tuple[list[Record], list[Path]]:
+    """Every record under `inputs` (each with `source`, the file it came from), and the files skipped as
+    not results."""
     files, skipped = results_files(inputs)
-    return [(path, record) for path in files for record in read_records(path)], skipped
+    records = [replace(r, source=path.as_posix()) for path in files for r in read_records(path)]
+    return records, skipped
 
 
 def merge_results(files: list[Path], out: Path) -> int:

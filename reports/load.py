@@ -24,8 +24,8 @@ def as_row(record: Record, source_file: str) -> dict:
 
 def load(inputs: list[Path]) -> tuple[list[dict], list[str]]:
     """(records, names of skipped files)."""
-    pairs, skipped = store.load(inputs)
-    records = [as_row(record, path.as_posix()) for path, record in pairs if record.kind != "structure"]
+    loaded, skipped = store.load(inputs)
+    records = [as_row(record, record.source) for record in loaded if record.kind != "structure"]
     return records, [p.as_posix() for p in skipped]
 
 

@@ -214,7 +214,7 @@ def test_every_committed_record_reads_and_round_trips():
     from bench.store import load
     from tests.conftest import REPO_ROOT
 
-    pairs, _ = load([REPO_ROOT / "results"])
-    assert len(pairs) > 400
-    for _, rec in pairs:
+    records, _ = load([REPO_ROOT / "results"])
+    assert len(records) > 400 and all(r.source.endswith(".jsonl") for r in records)
+    for rec in records:
         assert from_dict(json.loads(rec.to_json())).to_dict() == rec.to_dict()
