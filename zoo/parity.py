@@ -65,9 +65,9 @@ def fill_tensor(
     - other 1-D tensors named `*weight` or `gamma` (norm scales, PReLU slopes): uniform in [0.5, 1.5);
       other 1-D tensors (biases): uniform in [-0.2, 0.2);
     - tensors of 2 or more dimensions (convolutions, linear layers): uniform in [-b, b), b = sqrt(3 / fan_in),
-      fan_in = the product of all dimensions but the first (PyTorch's output-first layout), or but the last
-      for TensorFlow/Keras kernels (leaf `kernel`, `depthwise_kernel`, `pointwise_kernel`: output last), so
-      activations keep their scale with depth;
+      fan_in = the product of all dimensions but the first (PyTorch's output-first layout); for
+      TensorFlow/Keras kernels, output last, all but the last (leaf `kernel`, `pointwise_kernel`) or the
+      first two (leaf `depthwise_kernel`: kh x kw); so activations keep their scale with depth;
     - 0-D float tensors: uniform in [0.5, 1.5).
     The leaf is the last component of the key split at '.' and '/' (Keras names its variables
     'layer/variable'). The numbers are drawn in float32 from a generator seeded by sha256(key), then cast to
@@ -83,7 +83,10 @@ def fill_tensor(
     elif len(shape) == 1:
         value = (u - 0.5) * 0.4
     else:
-        fan_in = math.prod(shape[:-1] if leaf in _TF_KERNELS else shape[1:])
+        if leaf == "depthwise_kernel":
+            fan_in = math.prod(shape[:2])
+        else:
+            fan_in = math.prod(shape[:-1] if leaf in _TF_KERNELS else shape[1:])
         value = (u * 2 - 1) * math.sqrt(3.0 / max(fan_in, 1))
     return value.to(dtype)
 

@@ -63,3 +63,5 @@ def test_fill_knows_keras_and_paddle_names():
     assert fill_tensor("bn_Conv1/moving_mean", (16,)).abs().max() <= 0.2
     kernel = fill_tensor("Conv1/kernel", (3, 3, 4, 8))  # Keras: (kh, kw, in, out), fan_in 36
     assert kernel.abs().max() <= (3.0 / 36) ** 0.5 and kernel.abs().max() > (3.0 / 96) ** 0.5
+    depthwise = fill_tensor("block_1_depthwise/depthwise_kernel", (3, 3, 64, 1))  # fan_in 9
+    assert depthwise.abs().max() <= (3.0 / 9) ** 0.5 and depthwise.abs().max() > (3.0 / 18) ** 0.5
