@@ -1,6 +1,7 @@
 """Keras checkpoints: the layout conversions against hand-written convolutions, and Keras .h5 weight files
 read through zoo.weights (with h5py, when installed)."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -73,10 +74,43 @@ def _write_keras2_h5(path, state):
                 group[f"{key}:0"] = state[key].numpy()
 
 
-@pytest.mark.parametrize("name", ["mobilenetv2"])
-def test_keras_h5_file_loads_through_load_weights(name, tmp_path):
+_V3_KERAS2 = {
+    "bn": "BatchNorm",
+    "squeeze_excite_conv": "squeeze_excite/Conv",
+    "conv": "Conv",
+    "logits": "Logits",
+}
+
+
+def _mobilenetv3_keras2_name(key: str) -> str:
+    """A Keras 3 MobileNetV3 variable name as Keras 2 wrote it (the released .h5 files; Keras renamed the
+    layers in keras-team/keras 8ac7b7f): 'expanded_conv_1_expand_bn/gamma' ->
+    'expanded_conv_1/expand/BatchNorm/gamma', 'conv_1_bn/beta' -> 'Conv_1/BatchNorm/beta', 'logits/kernel'
+    -> 'Logits/kernel'."""
+    layer, variable = key.rsplit("/", 1)
+    m = re.fullmatch(
+        r"(expanded_conv(?:_\d+)?)_(expand|depthwise|project|squeeze_excite_conv)(_1)?(_bn)?", layer
+    )
+    if m:
+        part = _V3_KERAS2.get(m[2], m[2]) + (m[3] or "") + ("/BatchNorm" if m[4] else "")
+        layer = f"{m[1]}/{part}"
+    else:
+        m = re.fullmatch(r"(conv|logits)(_\d)?(_bn)?", layer)
+        layer = _V3_KERAS2[m[1]] + (m[2] or "") + ("/BatchNorm" if m[3] else "")
+    return f"{layer}/{variable}"
+
+
+@pytest.mark.parametrize(
+    "name, rename",
+    [
+        ("mobilenetv2", str),
+        ("mobilenetv3_large", _mobilenetv3_keras2_name),
+        ("mobilenetv3_small", _mobilenetv3_keras2_name),
+    ],
+)
+def test_keras_h5_file_loads_through_load_weights(name, rename, tmp_path):
     manifest = read_manifest(PARITY / f"{name}.json")
-    state = official_state_dict(manifest)
+    state = {rename(k): v for k, v in official_state_dict(manifest).items()}
     path = tmp_path / "weights.h5"
     _write_keras2_h5(path, state)
     assert read_state_dict(path).keys() == state.keys()
