@@ -100,12 +100,20 @@ def _mobilenetv3_keras2_name(key: str) -> str:
     return f"{layer}/{variable}"
 
 
+def _xception_keras2_name(key: str) -> str:
+    """Keras 2 numbered unnamed layers from 1 (conv2d_1, batch_normalization_1, ...), Keras 3 from 0."""
+    return re.sub(
+        r"^(conv2d|batch_normalization)(?:_(\d+))?/", lambda m: f"{m[1]}_{int(m[2] or 0) + 1}/", key
+    )
+
+
 @pytest.mark.parametrize(
     "name, rename",
     [
         ("mobilenetv2", str),
         ("mobilenetv3_large", _mobilenetv3_keras2_name),
         ("mobilenetv3_small", _mobilenetv3_keras2_name),
+        ("xception", _xception_keras2_name),
     ],
 )
 def test_keras_h5_file_loads_through_load_weights(name, rename, tmp_path):
