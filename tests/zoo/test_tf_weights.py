@@ -107,6 +107,7 @@ def _xception_keras2_name(key: str) -> str:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, rename",
     [

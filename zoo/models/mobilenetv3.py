@@ -170,7 +170,10 @@ LARGE_CARD = ModelCard(
     "classifier, 1.5% above the README's 5.4M (the official definition counts 5,484,313 with TF's 1001 "
     "classes). "
     "The README's 217 M MACs agree with the official definition's 216.6 M conv + FC multiply-adds; fvcore "
-    "counts about 4% more because it also counts batch norm (8.8 M) and pooling.",
+    "counts about 4% more because it also counts batch norm (8.8 M) and pooling."
+    " Parity is checked against Keras's MobileNetV3Large application (keras-team/keras@250b421), not "
+    "the TF1 slim code; its ImageNet .h5 weights (1000 classes) load with "
+    "load_weights(model, path, 'mobilenetv3_large') when h5py is installed.",
 )
 
 _SMALL = "Small dm=1 (float)"
@@ -216,7 +219,10 @@ SMALL_CARD = ModelCard(
     "second for reference (our model is 12% below it). The paper's Table 3 could not be retrieved here; "
     "a third-party compilation quotes 67.4 / 2.9M / 66 M for it (possibly an early arXiv version) "
     "while the d-li14/mobilenetv3.pytorch re-implementation reports 2.543M / 56.52 M; neither is cited. "
-    "Params include the 1000-class classifier.",
+    "Params include the 1000-class classifier."
+    " Parity is checked against Keras's MobileNetV3Small application (keras-team/keras@250b421), not "
+    "the TF1 slim code; its ImageNet .h5 weights (1000 classes) load with "
+    "load_weights(model, path, 'mobilenetv3_small') when h5py is installed.",
 )
 
 

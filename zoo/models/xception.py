@@ -77,7 +77,9 @@ CARD = ModelCard(
     "our count exactly, and its ImageNet top-1 as 0.790. The official code and docs give no FLOPs figure "
     "(nor, as far as we know, does the paper). Params include the 1000-class classifier. input_hw is "
     "299x299: Keras's default_size, and the only input shape its classifier model accepts ('has to be "
-    "(299, 299, 3)' with include_top).",
+    "(299, 299, 3)' with include_top)."
+    " Parity is checked against keras.applications.Xception (keras-team/keras@250b421); Keras's ImageNet "
+    "weights file (.h5) loads with load_weights(model, path, 'xception') when h5py is installed.",
 )
 
 
