@@ -191,6 +191,7 @@ CARD = ModelCard(
             split="not stated in the README",
             protocol="single-scale",
             note="general-human V1-Lite, trained on a large human dataset",
+            variant="PP-HumanSeg-Lite V1 general-human weights (another training set)",
         ),
     ),
     params_rtol=0.05,
