@@ -61,6 +61,10 @@ def test_fill_knows_keras_and_paddle_names():
         value = fill_tensor(key, (16,))
         assert value.min() >= 0.5 and value.max() < 1.5, key
     assert fill_tensor("bn_Conv1/moving_mean", (16,)).abs().max() <= 0.2
+    # PyTorch keys keep the PyTorch rules, whatever their leaf is called (DANet's attention scale).
+    assert fill_tensor("head.pam.gamma", (1,)).abs().max() <= 0.2
+    torch_kernel = fill_tensor("layer.kernel", (8, 4, 3, 3))  # output first: fan_in 36
+    assert torch_kernel.abs().max() <= (3.0 / 36) ** 0.5 and torch_kernel.abs().max() > (3.0 / 96) ** 0.5
     kernel = fill_tensor("Conv1/kernel", (3, 3, 4, 8))  # Keras: (kh, kw, in, out), fan_in 36
     assert kernel.abs().max() <= (3.0 / 36) ** 0.5 and kernel.abs().max() > (3.0 / 96) ** 0.5
     depthwise = fill_tensor("block_1_depthwise/depthwise_kernel", (3, 3, 64, 1))  # fan_in 9
