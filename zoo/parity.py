@@ -24,6 +24,7 @@ import base64
 import hashlib
 import json
 import math
+import re
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,9 @@ N_POSITIONS = 384  # logits kept at fixed (seeded) positions
 DEFAULT_HW = (128, 192)  # a multiple of 32, not square (a transposed H/W shows)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_VARIANCES = ("running_var", "_variance", "moving_variance")  # PyTorch, Paddle, Keras BatchNorm
+_KERAS_KERNELS = ("kernel", "pointwise_kernel")  # Keras: output channels last
 
 _DTYPES = {
     str(d): d for d in (torch.float32, torch.float64, torch.float16, torch.int64, torch.int32, torch.bool)
@@ -56,25 +60,38 @@ def fill_tensor(
     """The value of state_dict entry `key`: a function of its name, shape and dtype only.
 
     - integer and bool tensors (num_batches_tracked, index buffers): zeros;
-    - `running_var`: uniform in [0.5, 1.5); `running_mean`: uniform in [-0.2, 0.2);
-    - other 1-D tensors named `*weight` (norm scales, PReLU slopes): uniform in [0.5, 1.5);
-      other 1-D tensors (biases): uniform in [-0.2, 0.2);
+    - BatchNorm variances (leaf `running_var`; Paddle's `_variance`, Keras's `moving_variance`): uniform in
+      [0.5, 1.5); `running_mean`: uniform in [-0.2, 0.2);
+    - other 1-D tensors named `*weight` (norm scales, PReLU slopes), or Keras's `gamma`: uniform in
+      [0.5, 1.5); other 1-D tensors (biases): uniform in [-0.2, 0.2);
     - tensors of 2 or more dimensions (convolutions, linear layers): uniform in [-b, b), b = sqrt(3 / fan_in),
-      fan_in = the product of all dimensions but the first, so activations keep their scale with depth;
+      fan_in = the product of all dimensions but the first (PyTorch's output-first layout); for Keras
+      kernels, output last, all but the last (leaf `kernel`, `pointwise_kernel`) or the first two (leaf
+      `depthwise_kernel`: kh x kw); so activations keep their scale with depth;
     - 0-D float tensors: uniform in [0.5, 1.5).
-    The numbers are drawn in float32 from a generator seeded by sha256(key), then cast to `dtype`.
+    The leaf is the last component of the key split at '.' and '/'. The Keras rules (`gamma`, kernels) apply
+    only to Keras variable paths ('layer/variable', keys with a '/'), so a PyTorch key named like them (e.g.
+    DANet's attention `gamma`) keeps the PyTorch rule. The numbers are drawn in float32 from a generator
+    seeded by sha256(key), then cast to `dtype`.
     """
     shape = tuple(int(s) for s in shape)
     if not (dtype.is_floating_point or dtype.is_complex):
         return torch.zeros(shape, dtype=dtype)
     u = torch.rand(shape, generator=_generator(key), dtype=torch.float32)
-    leaf = key.rsplit(".", 1)[-1]
-    if leaf == "running_var" or len(shape) == 0 or (len(shape) == 1 and leaf.endswith("weight")):
+    leaf = re.split(r"[./]", key)[-1]
+    keras = "/" in key
+    scale = leaf.endswith("weight") or (keras and leaf == "gamma")
+    if leaf in _VARIANCES or len(shape) == 0 or (len(shape) == 1 and scale):
         value = 0.5 + u
     elif len(shape) == 1:
         value = (u - 0.5) * 0.4
     else:
-        fan_in = math.prod(shape[1:])
+        if keras and leaf == "depthwise_kernel":
+            fan_in = math.prod(shape[:2])
+        elif keras and leaf in _KERAS_KERNELS:
+            fan_in = math.prod(shape[:-1])
+        else:
+            fan_in = math.prod(shape[1:])
         value = (u * 2 - 1) * math.sqrt(3.0 / max(fan_in, 1))
     return value.to(dtype)
 

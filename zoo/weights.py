@@ -1,13 +1,14 @@
 """Loading trained weights into zoo models: checkpoints from local paths only, never downloaded.
 
 Torch files load with `weights_only=True` (no pickled code runs); `.safetensors` files through safetensors
-when it is installed. A model whose official checkpoint uses other key names has a converter, registered
-with its builder (`register_model(card, converter=...)`), that maps the official state_dict onto ours; a
-checkpoint that still does not fit fails with the list of mismatches, never silently.
+and Keras `.h5` weight files through h5py (`zoo.tf_weights.read_keras_h5`), when they are installed. A
+model whose official checkpoint uses other key names has a converter, registered with its builder
+(`register_model(card, converter=...)`), that maps the official state_dict onto ours; a checkpoint that
+still does not fit fails with the list of mismatches, never silently.
 
 One interface for every checkpoint: `convert_state_dict(model_name, state)` applies the model's converter
-(identity when it has none), and `load_weights` = read (torch or safetensors) -> convert -> check -> load.
-(Writing checkpoints is the results store's job: bench.store.save_checkpoint.)
+(identity when it has none), and `load_weights` = read (torch, safetensors or Keras .h5) -> convert ->
+check -> load. (Writing checkpoints is the results store's job: bench.store.save_checkpoint.)
 """
 
 from __future__ import annotations
@@ -74,13 +75,18 @@ def _safetensors():
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a checkpoint file; a {'state_dict': ...} or {'model': ...} wrapper is unwrapped."""
+    """Tensors of a checkpoint file (torch, .safetensors or Keras .h5); a {'state_dict': ...} or
+    {'model': ...} wrapper is unwrapped."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         if path.suffix == ".safetensors":
             state = _safetensors().load_file(str(path), device="cpu")
+        elif path.suffix in (".h5", ".hdf5"):  # Keras weights: arrays only, keyed '<layer>/<variable>'
+            from zoo.tf_weights import read_keras_h5
+
+            state = read_keras_h5(path)
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except CheckpointError:

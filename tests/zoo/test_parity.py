@@ -54,3 +54,18 @@ def test_fill_is_a_function_of_name_shape_and_dtype():
     assert var.min() >= 0.5 and var.max() < 1.5
     assert fill_tensor("bn.num_batches_tracked", (), torch.int64).dtype == torch.int64
     assert fill_tensor("bn.bias", (16,)).abs().max() <= 0.2
+
+
+def test_fill_knows_keras_and_paddle_names():
+    for key in ("bn_Conv1/moving_variance", "bn1._variance", "bn_Conv1/gamma"):
+        value = fill_tensor(key, (16,))
+        assert value.min() >= 0.5 and value.max() < 1.5, key
+    assert fill_tensor("bn_Conv1/moving_mean", (16,)).abs().max() <= 0.2
+    # PyTorch keys keep the PyTorch rules, whatever their leaf is called (DANet's attention scale).
+    assert fill_tensor("head.pam.gamma", (1,)).abs().max() <= 0.2
+    torch_kernel = fill_tensor("layer.kernel", (8, 4, 3, 3))  # output first: fan_in 36
+    assert torch_kernel.abs().max() <= (3.0 / 36) ** 0.5 and torch_kernel.abs().max() > (3.0 / 96) ** 0.5
+    kernel = fill_tensor("Conv1/kernel", (3, 3, 4, 8))  # Keras: (kh, kw, in, out), fan_in 36
+    assert kernel.abs().max() <= (3.0 / 36) ** 0.5 and kernel.abs().max() > (3.0 / 96) ** 0.5
+    depthwise = fill_tensor("block_1_depthwise/depthwise_kernel", (3, 3, 64, 1))  # fan_in 9
+    assert depthwise.abs().max() <= (3.0 / 9) ** 0.5 and depthwise.abs().max() > (3.0 / 18) ** 0.5

@@ -35,6 +35,10 @@ Choices and deviations, and why:
   - 2-class masks: the network predicts 3 channels. The boundary class is a training device (its soft labels
     spread a boundary pixel's mass over all three classes), so a person mask is read as
     logits[:, 1] > logits[:, 0] (foreground against background; see `person_mask`). This reading is ours.
+
+Parity: unverified, and no converter. With no authors' code or weights there is nothing to record a parity
+manifest from or to convert; a parity test against deeplab-pytorch would only check the DeepLab-v2 base,
+from which our trunk deliberately differs (torchvision layout, above).
 """
 
 from __future__ import annotations
@@ -130,7 +134,8 @@ CARD = ModelCard(
         "no official code exists. For comparison only (our count, not a paper number): 42,721,356 "
         "parameters at 3 classes without the attribute head (its linear layer adds 4,098). No mIoU, FLOPs or "
         "speed figure is recorded for the same reason: none could be verified at its source. Our count: "
-        "327.1 G multiply-adds (fvcore) at 800x600, nearly all in the dilated res4/res5."
+        "327.1 G multiply-adds (fvcore) at 800x600, nearly all in the dilated res4/res5. Parity: "
+        "unverified (no authors' code or weights to compare with or convert)."
     ),
 )
 

@@ -30,9 +30,25 @@ Deviations from the official code, and why:
     interleaving a0 b0 a1 b1 ..., without reshapes that read tensor sizes.
 Parameter convention: PyTorch counts 131,766 parameters; Paddle also counts each BatchNorm's moving mean and
 variance as (non-trainable) parameters, +5,700, giving 137,466, the README's "137K".
+
+Parity: tests/fixtures/parity/pphumanseg_lite.json was recorded by running the official PPHumanSegLite
+(@ d7975e7) in PaddlePaddle 3.3.1 (CPU), with small shims for the paddleseg helpers it imports, on weights
+filled by name. `convert_paddle` maps the official state dict (Paddle names, the never-called
+`_depthwise_separable_0` branches dropped) onto ours strictly, and our logits equal Paddle's (relative
+difference about 1e-6, identical argmax). It was recorded with 8 classes: with 2, the final BN + ReLU is
+0 everywhere under the deterministic fill, which would test nothing.
+
+Official weights: PaddleSeg's `.pdparams` files are Python pickles, which `load_weights` never opens (no
+unpickling of untrusted data). Reading them safely would take a pickle reader restricted to numpy arrays
+(what torch's weights_only does for torch files); the inference `.pdiparams` files would need a parser of
+Paddle's tensor serialisation plus the `.pdmodel` program for the names. Neither is done here. Where a
+Paddle environment trusts the file, export its arrays by name to .safetensors (e.g. `paddle.load(path)`, then
+`safetensors.numpy.save_file`), which `load_weights(model, path, "pphumanseg_lite")` reads.
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 from torch import nn
@@ -175,6 +191,7 @@ CARD = ModelCard(
             split="not stated in the README",
             protocol="single-scale",
             note="general-human V1-Lite, trained on a large human dataset",
+            variant="PP-HumanSeg-Lite V1 general-human weights (another training set)",
         ),
     ),
     params_rtol=0.05,
@@ -188,11 +205,47 @@ CARD = ModelCard(
         "(PaddlePaddle/PaddleSeg@a79cb15066cf154e089f0b266cd34c6422199b09:contrib/HumanSeg/README.md) are "
         "exact counts of the precursor ShuffleNetV2-slim with a ConvTranspose2d(64, 2, 2, s2) head, not this "
         "architecture (110.0M in the same convention); the 2.3 MB / 543 KB model sizes; "
-        "and the 33.69 / 36.02 FPS of the PP-HumanSegV2 benchmark_en.md, which is not in this repo."
+        "and the 33.69 / 36.02 FPS of the PP-HumanSegV2 benchmark_en.md, which is not in this repo. "
+        "Parity is checked against the official Paddle network (PaddlePaddle/PaddleSeg@d7975e7). Official "
+        ".pdparams files are pickles and are not read (see the module docstring): export them by name to "
+        ".safetensors in a Paddle environment that trusts them, then load with "
+        "load_weights(model, path, 'pphumanseg_lite')."
     ),
 )
 
 
-@register_model(card=CARD)
+# Paddle name fragment -> ours, applied in order (the official spells "pointwise" "piontwise").
+_RENAMES = (
+    (r"\._depthwise_separable_0\.", ".shortcut."),
+    (r"\._depthwise_separable_1\.", ".branch.1."),
+    (r"^(block\d\.\d+)\._conv\.", r"\1.branch.0."),  # a unit's 1x1 _ConvBNReLU: its own _conv, _batch_norm
+    (r"\.depthwise_conv\.", ".depthwise."),
+    (r"\.piontwise_conv\.", ".pointwise."),
+    (r"\._conv\.", ".conv."),
+    (r"\._batch_norm\.(weight|bias)$", r".bn.\1"),
+    (r"\._batch_norm\._mean$", ".bn.running_mean"),
+    (r"\._batch_norm\._variance$", ".bn.running_var"),
+)
+# Stride-1 units (every unit but a block's first) build a `_depthwise_separable_0` their forward never calls.
+_NEVER_CALLED = re.compile(r"^block\d\.[1-9]\d*\._depthwise_separable_0\.")
+
+
+def convert_paddle(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The official PaddleSeg state dict (its names, e.g. exported by name from a .pdparams file in Paddle)
+    -> ours: the never-called branches of the stride-1 units are dropped, BatchNorms get a zero
+    num_batches_tracked. A key no rule covers keeps its name, so `check_fits` reports it."""
+    out = {}
+    for key, value in state.items():
+        if _NEVER_CALLED.match(key):
+            continue
+        for pattern, repl in _RENAMES:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+        if key.endswith(".bn.running_mean"):
+            out[key.removesuffix("running_mean") + "num_batches_tracked"] = torch.tensor(0)
+    return out
+
+
+@register_model(card=CARD, converter=convert_paddle)
 def pphumanseg_lite(num_classes: int = 2, **kwargs) -> nn.Module:
     return PPHumanSegLite(num_classes=num_classes, **kwargs)

@@ -41,6 +41,10 @@ Deviations from the official code, and why:
 
 Input: the authors read images with OpenCV (BGR) and feed (x - MEAN_BGR) / STD_BGR / 255 with x in 0-255
 (data/CVTransforms.py Normalize then ToTensor's div(255); etc/Visualize_video.py does the same).
+
+Parity: tests/fixtures/parity/sinet.json was recorded from the official Dnc_SINet(classes=2, p=2, q=8,
+chnn=1) @ 9bc1bad; `convert_official_sinet` loads its state_dict strictly and our logits equal the official
+ones (relative difference below 1e-6 at 128x192, identical argmax).
 """
 
 from __future__ import annotations
