@@ -25,6 +25,16 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
+def portable_path(path: str | Path) -> str:
+    """A path as a record keeps it: relative to the checkout when it lies beside or inside it (so
+    "../shared/data/camvid", "results/trained/enet_camvid.pt"), else as given; a record never names the
+    folders of the machine it was made on when it need not."""
+    resolved = Path(path).resolve()
+    if resolved == REPO_ROOT.parent or REPO_ROOT.parent in resolved.parents:
+        return Path(os.path.relpath(resolved, REPO_ROOT)).as_posix()
+    return str(path)
+
+
 def git_state() -> dict:
     """Commit of the SegBench checkout and whether it has uncommitted changes (None outside a checkout)."""
     commit = _git("rev-parse", "HEAD")

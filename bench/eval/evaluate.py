@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.conditions import WEIGHT_SOURCES, EvalProtocol
+from bench.env import portable_path
 from bench.errors import UsageError
 from bench.eval.datasets import DataError, load_dataset
 from bench.eval.metrics import SegMetric
@@ -46,7 +47,7 @@ def weights_info(checkpoint: Path | None, source: str | None = None) -> dict:
         source = "trained here" if checkpoint.with_name(checkpoint.name + ".json").is_file() else "authors"
     if source not in WEIGHT_SOURCES:
         raise UsageError(f"unknown weights source {source!r} ({', '.join(WEIGHT_SOURCES)})")
-    return {"source": source, "path": str(checkpoint), "sha256": sha256(checkpoint)}
+    return {"source": source, "path": portable_path(checkpoint), "sha256": sha256(checkpoint)}
 
 
 def build_model(name: str, num_classes: int, checkpoint: Path | None, device):
@@ -152,7 +153,7 @@ def evaluate(
         "preprocess": pre.to_dict(),
         "device": dev.type,
         "world_size": world,
-        "data_root": str(data_root),
+        "data_root": portable_path(data_root),
     }
     cost = None
     try:
