@@ -47,6 +47,7 @@ def add_bn_counters(state: StateDict) -> dict[str, torch.Tensor]:
             out.setdefault(
                 key.removesuffix("running_mean") + "num_batches_tracked", torch.zeros((), dtype=torch.long)
             )
+    return out
 
 
 def inplace_abn_to_bn(state: StateDict, eps: float = 1e-5) -> dict[str, torch.Tensor]:
@@ -60,8 +61,7 @@ def inplace_abn_to_bn(state: StateDict, eps: float = 1e-5) -> dict[str, torch.Te
         prefix = key.removesuffix("running_var")
         if prefix + "weight" in out:
             out[prefix + "weight"] = out[prefix + "weight"].abs() + eps
-        out.setdefault(prefix + "num_batches_tracked", torch.tensor(0))
-    return out
+    return add_bn_counters(out)
 
 
 def _safetensors():

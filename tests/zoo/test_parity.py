@@ -69,3 +69,25 @@ def test_fill_knows_keras_and_paddle_names():
     assert kernel.abs().max() <= (3.0 / 36) ** 0.5 and kernel.abs().max() > (3.0 / 96) ** 0.5
     depthwise = fill_tensor("block_1_depthwise/depthwise_kernel", (3, 3, 64, 1))  # fan_in 9
     assert depthwise.abs().max() <= (3.0 / 9) ** 0.5 and depthwise.abs().max() > (3.0 / 18) ** 0.5
+
+
+def test_the_readme_zoo_table_says_what_the_manifests_show():
+    """Every registry id has one row; "exact" rows name their manifest's repo@commit, the others a reason."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = dict(
+        re.findall(
+            r"^\| ([a-z0-9_]+) \| (?:backbone|portrait|realtime|semantic) \| [^|]+ \| (.+) \|$", readme, re.M
+        )
+    )
+    assert sorted(rows) == zoo.list_models()
+    manifests = {read_manifest(p)["model"]: read_manifest(p)["reference"] for p in MANIFESTS}
+    for name, parity in rows.items():
+        if name in manifests:
+            reference = manifests[name]
+            assert (
+                parity.startswith("exact") and f"{reference['repo']}@{reference['commit'][:7]}" in parity
+            ), name
+        else:
+            assert parity.startswith("unverified: ") and len(parity) > len("unverified: ") + 10, name

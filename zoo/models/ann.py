@@ -46,6 +46,7 @@ from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct, SegHead
 from zoo.models.dilated import DilatedResNetSegmenter
 from zoo.registry import register_model
+from zoo.weights import add_bn_counters
 
 PYRAMID_BINS = (1, 3, 6, 8)
 
@@ -272,9 +273,7 @@ def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     bias = out.pop("aux_heads.0.conv.conv.bias", None)
     if bias is not None:  # a conv bias before BN is a shift of the BN's input: fold it into the mean
         out["aux_heads.0.conv.bn.running_mean"] = out["aux_heads.0.conv.bn.running_mean"] - bias
-    for key in [k for k in out if k.endswith(".running_mean")]:  # older BN implementations lack it
-        out.setdefault(key.removesuffix("running_mean") + "num_batches_tracked", torch.tensor(0))
-    return out
+    return add_bn_counters(out)  # older BN implementations lack the counter
 
 
 @register_model(

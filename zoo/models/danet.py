@@ -42,6 +42,7 @@ from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct
 from zoo.models.dilated import DilatedResNetSegmenter
 from zoo.registry import register_model
+from zoo.weights import add_bn_counters
 
 
 class PositionAttention(nn.Module):
@@ -168,9 +169,7 @@ def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
                 key = new + key[len(old) :]
                 break
         out[key] = value
-    for key in [k for k in out if k.endswith(".running_mean")]:
-        out.setdefault(key.removesuffix("running_mean") + "num_batches_tracked", torch.tensor(0))
-    return out
+    return add_bn_counters(out)
 
 
 _PAPER = Paper(

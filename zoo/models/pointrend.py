@@ -68,6 +68,7 @@ from zoo.backbones import ResNetFeatures
 from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ASPP, ConvBNAct, resize_to
 from zoo.registry import register_model
+from zoo.weights import add_bn_counters
 
 SUBDIVISION_POINTS = 8192  # detectron2 SUBDIVISION_NUM_POINTS (Cityscapes config)
 _OVERSAMPLE, _IMPORTANCE = 3, 0.75  # paper Sec 3.1 / 5: k and beta
@@ -412,9 +413,7 @@ def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             if n:
                 break
         out[key] = value
-    for key in [k for k in out if k.endswith(".running_var")]:
-        out.setdefault(key.removesuffix("running_var") + "num_batches_tracked", torch.tensor(0))
-    return out
+    return add_bn_counters(out)
 
 
 @register_model(card=CARD_SEMFPN, converter=convert_official)

@@ -50,6 +50,7 @@ from torch import nn
 from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct, SeparableConvBNAct
 from zoo.registry import register_model
+from zoo.weights import add_bn_counters
 
 _CODE = "dong-x16/PortraitNet"
 _MODEL_FILE = f"{_CODE}@5033db1e3dfe1124a54dacf248c84e1b78557da0:model/model_mobilenetv2_seg_small.py"
@@ -277,9 +278,7 @@ def convert_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
                 key = new
                 break
         out[key] = value
-    for key in [k for k in out if k.endswith(".running_mean")]:  # PyTorch 0.3 checkpoints predate this buffer
-        out.setdefault(key.removesuffix("running_mean") + "num_batches_tracked", torch.tensor(0))
-    return out
+    return add_bn_counters(out)  # PyTorch 0.3 checkpoints predate this buffer
 
 
 @register_model(card=CARD, converter=convert_official)

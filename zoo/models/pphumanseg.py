@@ -56,6 +56,7 @@ from torch import nn
 from zoo.card import ModelCard, Paper, Reported
 from zoo.layers import ConvBNAct, SeparableConvBNAct, resize_to
 from zoo.registry import register_model
+from zoo.weights import add_bn_counters
 
 _CODE = "PaddlePaddle/PaddleSeg"
 _README_V1 = f"{_CODE}@8aa672489fc244494f0503ad5ef78d90f92974b7:contrib/PP-HumanSeg/README.md"
@@ -241,9 +242,7 @@ def convert_paddle(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         for pattern, repl in _RENAMES:
             key = re.sub(pattern, repl, key)
         out[key] = value
-        if key.endswith(".bn.running_mean"):
-            out[key.removesuffix("running_mean") + "num_batches_tracked"] = torch.tensor(0)
-    return out
+    return add_bn_counters(out)
 
 
 @register_model(card=CARD, converter=convert_paddle)
