@@ -149,7 +149,10 @@ def get_card(name: str) -> ModelCard:
 
 
 def get_converter(name: str) -> Callable[[dict], dict] | None:
-    """The official-checkpoint converter registered with `name`'s builder (None: keys load as they are)."""
+    """The official-checkpoint converter registered with `name`'s builder (None: keys load as they are, as
+    for a library's model)."""
+    if external.is_external(name):
+        return None
     _check_known(name)
     return _CONVERTERS.get(name)
 
@@ -180,6 +183,11 @@ def create_inference_model(name: str, **kwargs) -> nn.Module:
 
     What the harness measures and the tests check: any input size in, logits at that size out.
     """
-    model = create_model(name, **kwargs).eval()
+    return padded(name, create_model(name, **kwargs).eval())
+
+
+def padded(name: str, model: nn.Module) -> nn.Module:
+    """`model` (a build of `name`) padded to the input divisor its card (a library model: its architecture)
+    declares, so that any input size gives logits at that size."""
     divisor = model.input_divisor if external.is_external(name) else get_card(name).input_divisor
     return PadToMultiple(model, divisor).eval() if divisor > 1 else model

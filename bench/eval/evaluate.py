@@ -53,22 +53,20 @@ def weights_info(checkpoint: Path | None, source: str | None = None) -> dict:
 def build_model(name: str, num_classes: int, checkpoint: Path | None, device):
     """The zoo model in eval mode with the checkpoint loaded (converter applied), padded to its divisor."""
     import zoo
-    from zoo.layers.pad import PadToMultiple
+    from zoo.registry import padded
     from zoo.weights import CheckpointError, load_weights
 
     torch.manual_seed(0)  # random init is then the same in every process and run
     try:
         model = zoo.create_model(name, num_classes=num_classes)
-    except zoo.UnknownModelError as exc:
+    except (zoo.UnknownModelError, zoo.MissingLibraryError) as exc:
         raise UsageError(str(exc)) from None
     if checkpoint is not None:
         try:
             load_weights(model, checkpoint, name)
         except CheckpointError as exc:
             raise UsageError(str(exc)) from None
-    model = model.eval()
-    divisor = zoo.get_card(name).input_divisor
-    return (PadToMultiple(model, divisor).eval() if divisor > 1 else model).to(device)
+    return padded(name, model.eval()).to(device)
 
 
 def count_protocol_macs(model, protocol: EvalProtocol, hw, resize_hw, device) -> dict:

@@ -242,3 +242,11 @@ def test_two_process_torchrun_equals_one_process(tmp_path):
     for name, value in a["conventions"].items():
         assert b["conventions"][name] == pytest.approx(value, abs=1e-9) if isinstance(value, float) else True
     assert json.dumps(a["weights"]) == json.dumps(b["weights"])
+
+
+def test_a_library_model_is_evaluated_like_a_zoo_model(tmp_path):
+    root, out = make_camvid(tmp_path / "camvid", n=1), tmp_path / "out.jsonl"
+    argv = ["eval", "--model", "smp:Unet:resnet18", "--dataset", "camvid", "--data-root", str(root)]
+    assert main([*argv, "--out", str(out)]) == 0
+    (record,) = read_records(out)
+    assert record.ok and record.model == "smp:Unet:resnet18" and record.get("n_images") == 1
