@@ -26,6 +26,7 @@ def _csv(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     from bench.conditions import AXES, axis_help, option
+    from bench.options import non_negative_float, positive_float, positive_int
     from bench.spec import PROFILES
 
     parser = _Parser(prog="segbench", description="Benchmark segmentation models: cost, speed and accuracy.")
@@ -48,9 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(option(axis.name), dest=axis.name, help=f"{axis_help(axis.name)}; comma-separated")
     p.add_argument("--shard", help="run shard I of N of the sweep, e.g. 1/2 (merge the files with `merge`)")
     p.add_argument(
-        "--threads", type=int, help="CPU threads for torch (default: every CPU this process may use)"
+        "--threads", type=positive_int, help="CPU threads for torch (default: every CPU this process may use)"
     )
-    p.add_argument("--timeout", type=float, help="seconds per cell (default: the profile's)")
+    p.add_argument("--timeout", type=positive_float, help="seconds per cell (default: the profile's)")
     p.add_argument(
         "--out", type=Path, help="results file (default: results/<machine>/<time>-<profile>-<device>.jsonl)"
     )
@@ -66,9 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("base", type=Path, help="baseline: results file or folder, or pytest-benchmark JSON")
     p.add_argument("new", type=Path, help="new results, same kinds")
     p.add_argument(
-        "--latency-threshold", type=float, default=0.10, help="slowdown that counts (default: 0.10 = 10%%)"
+        "--latency-threshold",
+        type=positive_float,
+        default=0.10,
+        help="slowdown that counts (default: 0.10 = 10%%)",
     )
-    p.add_argument("--miou-tol", type=float, default=0.5, help="allowed mIoU drop in points (default: 0.5)")
+    p.add_argument(
+        "--miou-tol", type=non_negative_float, default=0.5, help="allowed mIoU drop in points (default: 0.5)"
+    )
     p.add_argument(
         "--normalize", action="store_true", help="require calibration (default: normalise when both have it)"
     )
@@ -84,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("structure", help="params, MACs and output shape per model and input, counted once")
     p.add_argument("--models", type=_csv, help="comma-separated model ids (default: all)")
     p.add_argument("--resolutions", help="comma-separated HxW (default: each model's card input)")
-    p.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
+    p.add_argument("--batch", type=positive_int, default=1, help="batch size (default: 1)")
     p.add_argument(
         "--claims", action="store_true", help="also at the input size of every params/MACs/FLOPs card claim"
     )
@@ -144,8 +150,6 @@ def cmd_run(args) -> int:
         raise UsageError(f"cannot import plugin: {exc}") from None
     device = spec.check_device(args.device)
     resolutions = parse_resolutions(args.resolutions) if args.resolutions else None
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"threads must be at least 1, got {args.threads}")
     profile = spec.PROFILES[args.profile]
     axes = {  # the axes the command line names override the profile's
         axis.name: parse_axis_values(axis.name, getattr(args, axis.name))
@@ -174,7 +178,7 @@ def cmd_run(args) -> int:
             out,
             env,
             profile.timing,
-            args.timeout or profile.timeout_s,
+            args.timeout if args.timeout is not None else profile.timeout_s,
             threads,
             resume=args.resume,
             plugins=tuple(args.plugins),
@@ -206,8 +210,6 @@ def cmd_structure(args) -> int:
 
     names = check_models(args.models) if args.models else zoo.list_models()
     resolutions = parse_resolutions(args.resolutions) if args.resolutions else None
-    if args.batch < 1:
-        raise UsageError(f"--batch must be a positive integer, got {args.batch}")
     layout = Layout(args.results)
     check_writable(layout.structure("x").parent)
     store = StructureStore(layout)

@@ -35,7 +35,12 @@ def import_plugins(modules: tuple[str, ...]) -> None:
     packages' `segbench.models` entry points (zoo.plugins)."""
     zoo.load_entry_points()
     for name in modules:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - a SyntaxError or a registration error is bad input too
+            if isinstance(exc, ImportError):
+                raise
+            raise ImportError(f"{name}: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from exc
 
 
 def conditions(cell: Cell, runner, flags: dict) -> dict:

@@ -98,11 +98,25 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = state[wrapper]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"checkpoint {path} holds no state_dict of tensors")
+    if not all(isinstance(k, str) for k in state):
+        raise CheckpointError(
+            f"checkpoint {path} has keys that are not names: {sorted(map(repr, state))[:3]}"
+        )
     return {k.removeprefix("module."): v for k, v in state.items()}  # DataParallel/DDP prefixes
 
 
+def _kind(dtype: torch.dtype) -> str:
+    """float, complex, bool or int: a checkpoint may store fp16 weights for an fp32 model, never integers."""
+    if dtype.is_floating_point:
+        return "float"
+    if dtype.is_complex:
+        return "complex"
+    return "bool" if dtype == torch.bool else "int"
+
+
 def check_fits(model: nn.Module, state: StateDict) -> None:
-    """Raise CheckpointError listing every missing, unexpected and wrongly shaped key."""
+    """Raise CheckpointError listing every missing, unexpected, wrongly shaped or wrongly typed key, and
+    every floating-point tensor with NaN or infinite values."""
     ours = model.state_dict()
     missing = sorted(set(ours) - set(state))
     unexpected = sorted(set(state) - set(ours))
@@ -111,9 +125,22 @@ def check_fits(model: nn.Module, state: StateDict) -> None:
         for k in set(ours) & set(state)
         if state[k].shape != ours[k].shape
     )
+    common = sorted(set(ours) & set(state))
+    dtypes = [
+        f"{k}: checkpoint {state[k].dtype} vs model {ours[k].dtype}"
+        for k in common
+        if _kind(state[k].dtype) != _kind(ours[k].dtype)
+    ]
+    nonfinite = [k for k in common if state[k].is_floating_point() and not torch.isfinite(state[k]).all()]
     problems = [
         f"{label} ({len(items)}): {', '.join(items[:10])}{' ...' if len(items) > 10 else ''}"
-        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes))
+        for label, items in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("shape mismatch", shapes),
+            ("dtype mismatch", dtypes),
+            ("non-finite values", nonfinite),
+        )
         if items
     ]
     if problems:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from bench.errors import UsageError
+from bench.options import hw, non_negative_int, positive_float, positive_floats, positive_int
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS_ROOT = Path("results")
@@ -30,21 +31,6 @@ DEFAULT_SUITE = (
 AUTHORS_WEIGHTS = {"sinet": Path("weights/sinet_eg1800/SINet.pth")}
 
 
-def _hw(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"expected HxW (e.g. 512x1024), got {text!r}") from None
-    return h, w
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise UsageError(f"expected comma-separated numbers, got {text!r}") from None
-
-
 def add_parsers(sub) -> None:
     p = sub.add_parser("eval", help="accuracy of a model on a dataset split; one eval record")
     p.add_argument("--model", help="zoo model id")
@@ -58,13 +44,15 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--weights-source", help="trained here, authors or random init (default: inferred)")
     p.add_argument("--protocol", default="whole", choices=("whole", "slide", "msflip"))
-    p.add_argument("--crop", type=_hw, help="slide window HxW")
-    p.add_argument("--stride", type=_hw, help="slide stride HxW (default: 2/3 of the crop)")
-    p.add_argument("--scales", type=_floats, help="msflip scales, comma-separated (default 0.5..1.75)")
+    p.add_argument("--crop", type=hw, help="slide window HxW")
+    p.add_argument("--stride", type=hw, help="slide stride HxW (default: 2/3 of the crop)")
+    p.add_argument(
+        "--scales", type=positive_floats, help="msflip scales, comma-separated (default 0.5..1.75)"
+    )
     p.add_argument("--no-flip", action="store_true", help="msflip without the mirrored pass")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, help="CPU threads for torch")
-    p.add_argument("--limit", type=int, help="evaluate only the first N images (a quick check)")
+    p.add_argument("--threads", type=positive_int, help="CPU threads for torch")
+    p.add_argument("--limit", type=positive_int, help="evaluate only the first N images (a quick check)")
     p.add_argument(
         "--out", type=Path, help="results file (default: results/eval/<machine>/<time>-eval.jsonl)"
     )
@@ -81,15 +69,19 @@ def add_parsers(sub) -> None:
     p.add_argument("--data-root", type=Path, required=True)
     p.add_argument("--split", default="train", help="e.g. trainval for CamVid train+val (default: train)")
     p.add_argument("--out", type=Path, required=True, help="final checkpoint path (<out>.json sidecar)")
-    p.add_argument("--iterations", type=int, help="iteration budget (default: the recipe's)")
-    p.add_argument("--batch-size", type=int, help="per process (default: the recipe's)")
-    p.add_argument("--crop", type=_hw, help="training crop HxW (default: the recipe's)")
-    p.add_argument("--lr", type=float, help="base learning rate (default: the recipe's)")
-    p.add_argument("--time-limit", type=float, help="wall-clock seconds; stops resumably when reached")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--iterations", type=positive_int, help="iteration budget (default: the recipe's)")
+    p.add_argument("--batch-size", type=positive_int, help="per process (default: the recipe's)")
+    p.add_argument("--crop", type=hw, help="training crop HxW (default: the recipe's)")
+    p.add_argument("--lr", type=positive_float, help="base learning rate (default: the recipe's)")
+    p.add_argument(
+        "--time-limit", type=positive_float, help="wall-clock seconds; stops resumably when reached"
+    )
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, help="CPU threads for torch")
-    p.add_argument("--save-every", type=int, default=50, help="iterations between resume checkpoints")
+    p.add_argument("--threads", type=positive_int, help="CPU threads for torch")
+    p.add_argument(
+        "--save-every", type=positive_int, default=50, help="iterations between resume checkpoints"
+    )
 
 
 def _default_split(dataset: str) -> str:
@@ -123,8 +115,6 @@ def cmd_eval(args) -> int:
     from bench.store import append_record
 
     if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available to torch on this machine")
@@ -204,9 +194,6 @@ def cmd_train(args) -> int:
         )
         if v is not None
     }
-    for name, value in changes.items():
-        if name != "lr" and (min(value) if isinstance(value, tuple) else value) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
     recipe = recipe.replace(**changes)
     config = TrainConfig(
         args.model,

@@ -28,6 +28,10 @@ from bench.records import SCHEMA_VERSION, EvalRecord, from_dict
 from zoo.registry import get_preprocess
 
 
+class NonFiniteScores(ValueError):
+    """The model produced NaN or infinite scores (NaN weights, an overflow): the evaluation has no result."""
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -168,6 +172,10 @@ def evaluate(
                 if pre.resize_hw:
                     x = F.interpolate(x, size=pre.resize_hw, mode="bilinear", align_corners=False)
                 scores = run(protocol, model, x, dataset.num_classes)
+                if not torch.isfinite(scores).all():  # NaN weights or an overflow: no score is an answer
+                    raise NonFiniteScores(
+                        f"the model's scores on image {i} of {dataset_name}/{split} are not finite"
+                    )
                 if tuple(scores.shape[-2:]) != tuple(label.shape):
                     scores = F.interpolate(scores, size=label.shape, mode="bilinear", align_corners=False)
                 pred = scores.argmax(1)[0]
@@ -177,7 +185,7 @@ def evaluate(
                 metric.update(pred, label)
                 if progress is not None:
                     progress(i, n)
-    except DataError as exc:
+    except (DataError, NonFiniteScores) as exc:
         record.update(status="error", error=str(exc))
     if world > 1:
         metric.all_reduce()

@@ -82,3 +82,47 @@ def test_list_prints_every_model_of_a_group(capsys):
     code, stdout, _ = run_cli(capsys, "list", "--group", "realtime")
     assert code == 0
     assert [line.split()[0] for line in stdout.splitlines()] == zoo.list_models("realtime")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--models", "enet", "--timeout", "0"], "--timeout: expected a positive number, got '0'"),
+        (["run", "--models", "mobilenetv2", "--timeout", "-5"], "--timeout: expected a positive number"),
+        (["run", "--models", "mobilenetv2", "--timeout", "nan"], "--timeout: expected a finite number"),
+        (["run", "--models", "mobilenetv2", "--timeout", "inf"], "--timeout: expected a finite number"),
+        (["run", "--models", "mobilenetv2", "--threads", "0"], "--threads: expected a positive integer"),
+        (["run", "--models", "mobilenetv2", "--threads", "two"], "--threads: expected an integer"),
+        (["compare", "a", "b", "--latency-threshold", "nan"], "--latency-threshold: expected a finite"),
+        (["compare", "a", "b", "--miou-tol", "-1"], "--miou-tol: expected a non-negative number"),
+        (["structure", "--models", "enet", "--batch", "0"], "--batch: expected a positive integer"),
+        (["eval", "--model", "enet", "--limit", "-1"], "--limit: expected a positive integer, got '-1'"),
+        (["eval", "--model", "enet", "--scales", "0,1"], "--scales: expected a positive number, got '0'"),
+        (["eval", "--model", "enet", "--crop", "0x64"], "--crop: expected a positive integer"),
+        (["eval", "--model", "enet", "--threads", "-2"], "--threads: expected a positive integer"),
+        (["train", "--model", "enet", "--dataset", "camvid", "--data-root", "d", "--out", "o.pt",
+          "--lr", "nan"], "--lr: expected a finite number"),
+        (["train", "--model", "enet", "--dataset", "camvid", "--data-root", "d", "--out", "o.pt",
+          "--iterations", "0"], "--iterations: expected a positive integer"),
+        (["train", "--model", "enet", "--dataset", "camvid", "--data-root", "d", "--out", "o.pt",
+          "--time-limit", "-1"], "--time-limit: expected a positive number"),
+    ],
+)  # fmt: skip
+def test_every_numeric_option_refuses_nonsense_in_one_line(capsys, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = run_cli(capsys, *argv)
+    assert code == 2 and stdout == "" and message in stderr and len(stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "source, error",
+    [("def broken(:\n", "SyntaxError"), ("raise RuntimeError('registration failed')\n", "RuntimeError")],
+)
+def test_a_plugin_that_raises_anything_is_one_line(capsys, tmp_path, monkeypatch, source, error):
+    name = f"plugin_{error.lower()}"
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, stdout, stderr = run_cli(capsys, "run", "--models", "mobilenetv2", "--plugins", name)
+    assert code == 2 and stdout == "" and len(stderr.strip().splitlines()) == 1
+    assert f"cannot import plugin: {name}: {error}" in stderr and "Traceback" not in stderr

@@ -51,3 +51,36 @@ def test_one_interface_for_converters():
     assert list(convert_state_dict("sinet", {"classifier.1.weight": torch.zeros(1)})) == [
         "decoder.final_conv.weight"
     ]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda s: {**s, "0.weight": s["0.weight"].to(torch.int64)},
+            r"dtype mismatch \(1\): 0\.weight: checkpoint",
+        ),
+        (lambda s: {**s, "1.weight": torch.ones(4, dtype=torch.bool)}, "dtype mismatch"),
+        (
+            lambda s: {**s, "0.weight": torch.full_like(s["0.weight"], float("nan"))},
+            r"non-finite values \(1\)",
+        ),
+        (lambda s: {**s, "1.bias": torch.full_like(s["1.bias"], float("inf"))}, "non-finite values"),
+    ],
+)
+def test_wrongly_typed_or_non_finite_weights_are_refused_by_name(tmp_path, change, message):
+    path = save_checkpoint(change(net().state_dict()), tmp_path / "m.safetensors")
+    with pytest.raises(CheckpointError, match=message):
+        load_weights(net(), path)
+
+
+def test_half_precision_weights_still_load_into_a_float_model(tmp_path):
+    state = {k: v.half() if v.is_floating_point() else v for k, v in net().state_dict().items()}
+    load_weights(net(), save_checkpoint(state, tmp_path / "m.pt"))
+
+
+def test_a_checkpoint_whose_keys_are_not_names_is_refused(tmp_path):
+    path = tmp_path / "m.pt"
+    torch.save({0: torch.zeros(1)}, path)
+    with pytest.raises(CheckpointError, match="keys that are not names"):
+        read_state_dict(path)

@@ -250,3 +250,13 @@ def test_a_library_model_is_evaluated_like_a_zoo_model(tmp_path):
     assert main([*argv, "--out", str(out)]) == 0
     (record,) = read_records(out)
     assert record.ok and record.model == "smp:Unet:resnet18" and record.get("n_images") == 1
+
+
+def test_nan_weights_give_an_error_record_not_a_miou(tmp_path, monkeypatch):
+    class NaNNet(ColourNet):
+        def forward(self, x):
+            return super().forward(x) * float("nan")
+
+    monkeypatch.setattr(evaluate_module, "build_model", lambda name, k, ckpt, device: NaNNet(k).eval())
+    record = evaluate("enet", "camvid", make_camvid(tmp_path / "camvid", n=1), "test", make_protocol("whole"))
+    assert record.status == "error" and "not finite" in record.error and record.miou is None
