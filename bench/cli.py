@@ -141,7 +141,7 @@ def cmd_run(args) -> int:
     from bench import spec
     from bench.conditions import AXES, parse_axis_values, parse_resolutions
     from bench.run import calibrate, run_sweep
-    from bench.store import Layout, exclusive, read_records
+    from bench.store import Layout, check_writable, exclusive, read_records
     from bench.worker import import_plugins
 
     try:
@@ -167,6 +167,7 @@ def cmd_run(args) -> int:
         raise UsageError(f"{out} exists: pass --resume to continue it, or choose another --out")
     if args.resume and out.exists():
         read_records(out)  # an unreadable file is bad input, found before any measuring
+    check_writable(out.parent)  # before calibration and the first cell, not after them
 
     threads = args.threads or (provenance.available_cpus() if device == "cpu" else None)
     with exclusive(out):
@@ -324,6 +325,10 @@ def main(argv: list[str] | None = None) -> int:
         }[args.command](args)
     except UsageError as exc:
         print(f"segbench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk or a read-only folder met while writing: what was written stays
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"segbench: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

@@ -88,8 +88,12 @@ class Layout:
 
 def check_writable(folder: Path) -> None:
     """UsageError (one line) unless files can be created in `folder` (made if missing)."""
+    folder = Path(folder)
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise UsageError(f"cannot write to {folder}: {blocker} is a file, not a folder")
     try:
-        Path(folder).mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".segbench-write-check-"):
             pass
     except OSError as exc:

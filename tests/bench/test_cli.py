@@ -126,3 +126,25 @@ def test_a_plugin_that_raises_anything_is_one_line(capsys, tmp_path, monkeypatch
     code, stdout, stderr = run_cli(capsys, "run", "--models", "mobilenetv2", "--plugins", name)
     assert code == 2 and stdout == "" and len(stderr.strip().splitlines()) == 1
     assert f"cannot import plugin: {name}: {error}" in stderr and "Traceback" not in stderr
+
+
+def test_an_unwritable_out_is_found_before_measuring(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, stdout, stderr = run_cli(
+        capsys, "run", "--models", "mobilenetv2", "--out", str(blocker / "r.jsonl")
+    )
+    assert code == 2 and stdout == "" and "is a file, not a folder" in stderr
+    assert len(stderr.strip().splitlines()) == 1 and "calibrat" not in stderr
+
+
+def test_a_read_only_file_system_is_one_line(capsys, tmp_path, monkeypatch):
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", read_only)
+    code, _, stderr = run_cli(capsys, "run", "--models", "mobilenetv2", "--out", str(tmp_path / "r.jsonl"))
+    assert code == 2 and "cannot write to" in stderr and "Read-only file system" in stderr
+    assert len(stderr.strip().splitlines()) == 1 and not (tmp_path / "r.jsonl").exists()
