@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plugins", type=_csv, default=[], help="modules to import that register extra models")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    p = sub.add_parser("export", help="results as one table for other tools: CSV or Parquet")
+    p.add_argument("results", nargs="+", type=Path, help="JSON Lines files or folders")
+    p.add_argument("--out", type=Path, required=True, help="table file to write")
+    p.add_argument("--format", help="csv or parquet (default: parquet for a .parquet --out, else csv)")
+    p.add_argument("--samples", action="store_true", help="add latency_samples_ms, every timed call")
+    p.add_argument("--latest", action="store_true", help="only the newest record of each cell per machine")
+
     p = sub.add_parser("merge", help="merge results files (e.g. the shards of one sweep) into one")
     p.add_argument("inputs", nargs="+", type=Path, help="JSON Lines files or folders")
     p.add_argument("--out", type=Path, required=True, help="merged results file (must not exist)")
@@ -197,6 +204,23 @@ def cmd_merge(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from bench.frame import check_format, export, load_results
+
+    fmt = args.format or ("parquet" if args.out.suffix == ".parquet" else "csv")
+    check_format(fmt)  # before reading anything
+    if args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a folder; expected a file")
+    frame = load_results(args.results, samples=args.samples, latest=args.latest)
+    try:
+        export(frame, args.out, fmt)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"segbench: {len(frame)} records, {len(frame.columns)} columns -> {args.out}", file=sys.stderr)
+    print(args.out)
+    return 0
+
+
 def cmd_structure(args) -> int:
     import zoo
     from bench.conditions import parse_resolutions
@@ -312,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             "list": cmd_list,
             "run": cmd_run,
             "merge": cmd_merge,
+            "export": cmd_export,
             "report": cmd_report,
             "cards": cmd_cards,
             "structure": cmd_structure,
