@@ -46,7 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     for axis in AXES:  # every condition axis is an option taking a comma-separated list of values
         if axis.name != "device":
             p.add_argument(option(axis.name), dest=axis.name, help=f"{axis_help(axis.name)}; comma-separated")
-    p.add_argument("--shard", help="run shard I of N of the sweep, e.g. 1/2 (merge the files with `merge`)")
+    p.add_argument(
+        "--shard",
+        help="run shard I of N of the sweep, e.g. 1/2 (merge the files with `merge`); auto: from the Slurm "
+        "job array or Kubernetes Indexed Job this runs in",
+    )
     p.add_argument(
         "--threads", type=int, help="CPU threads for torch (default: every CPU this process may use)"
     )
@@ -57,6 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="skip cells already recorded in --out")
     p.add_argument("--plugins", type=_csv, default=[], help="modules to import that register extra models")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # Scaling out (bench/launch.py): the shards as a submitit job array, waited for and merged into --out.
+    p.add_argument("--launcher", help="submit the sweep as --shards jobs through submitit: slurm or local")
+    p.add_argument("--shards", type=int, help="number of shards (jobs) for --launcher")
+    p.add_argument(
+        "--launcher-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="submitit parameter, e.g. slurm_partition=gpu, gpus_per_node=1, timeout_min=120 (repeatable)",
+    )
+    p.add_argument("--launch-dir", type=Path, help="shard files and job logs (default: build/launch/<time>)")
 
     p = sub.add_parser("export", help="results as one table for other tools: CSV or Parquet")
     p.add_argument("results", nargs="+", type=Path, help="JSON Lines files or folders")
@@ -161,6 +176,10 @@ def cmd_run(args) -> int:
     }
     shard = spec.parse_shard(args.shard) if args.shard else None
     cells = spec.shard_cells(spec.build_cells(profile, args.models, resolutions, device, axes), shard)
+    if args.launcher is not None or args.shards is not None:  # the shards as jobs on other machines
+        from bench.launch import launch
+
+        return launch(args, cells, profile, DEFAULT_RESULTS_DIR)
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available to torch on this machine")
 

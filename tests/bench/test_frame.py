@@ -211,4 +211,4 @@ def test_import_segbench_is_torch_free_and_names_this_machine():
 def test_the_package_installs_the_segbench_module():
     pyproject = (REPO_ROOT / "pyproject.toml").read_text()  # (tomllib is Python 3.11+; we support 3.10)
     assert 'py-modules = ["segbench"]' in pyproject
-    assert 'parquet = ["pyarrow>=' in pyproject
+    assert 'parquet = ["pyarrow>=' in pyproject and 'slurm = ["submitit>=' in pyproject
