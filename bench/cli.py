@@ -47,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     for axis in AXES:  # every condition axis is an option taking a comma-separated list of values
         if axis.name != "device":
             p.add_argument(option(axis.name), dest=axis.name, help=f"{axis_help(axis.name)}; comma-separated")
-    p.add_argument("--shard", help="run shard I of N of the sweep, e.g. 1/2 (merge the files with `merge`)")
+    p.add_argument(
+        "--shard",
+        help="run shard I of N of the sweep, e.g. 1/2 (merge the files with `merge`); auto: from the Slurm "
+        "job array or Kubernetes Indexed Job this runs in",
+    )
     p.add_argument(
         "--threads", type=positive_int, help="CPU threads for torch (default: every CPU this process may use)"
     )
@@ -58,6 +62,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="skip cells already recorded in --out")
     p.add_argument("--plugins", type=_csv, default=[], help="modules to import that register extra models")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # Scaling out (bench/launch.py): the shards as a submitit job array, waited for and merged into --out.
+    p.add_argument("--launcher", help="submit the sweep as --shards jobs through submitit: slurm or local")
+    p.add_argument("--shards", type=int, help="number of shards (jobs) for --launcher")
+    p.add_argument(
+        "--launcher-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="submitit parameter, e.g. slurm_partition=gpu, gpus_per_node=1, timeout_min=120 (repeatable)",
+    )
+    p.add_argument("--launch-dir", type=Path, help="shard files and job logs (default: build/launch/<time>)")
+
+    p = sub.add_parser("export", help="results as one table for other tools: CSV or Parquet")
+    p.add_argument("results", nargs="+", type=Path, help="JSON Lines files or folders")
+    p.add_argument("--out", type=Path, required=True, help="table file to write")
+    p.add_argument("--format", help="csv or parquet (default: parquet for a .parquet --out, else csv)")
+    p.add_argument("--samples", action="store_true", help="add latency_samples_ms, every timed call")
+    p.add_argument("--latest", action="store_true", help="only the newest record of each cell per machine")
 
     p = sub.add_parser("merge", help="merge results files (e.g. the shards of one sweep) into one")
     p.add_argument("inputs", nargs="+", type=Path, help="JSON Lines files or folders")
@@ -158,6 +180,10 @@ def cmd_run(args) -> int:
     }
     shard = spec.parse_shard(args.shard) if args.shard else None
     cells = spec.shard_cells(spec.build_cells(profile, args.models, resolutions, device, axes), shard)
+    if args.launcher is not None or args.shards is not None:  # the shards as jobs on other machines
+        from bench.launch import launch
+
+        return launch(args, cells, profile, DEFAULT_RESULTS_DIR)
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available to torch on this machine")
 
@@ -198,6 +224,23 @@ def cmd_merge(args) -> int:
     files, _ = results_files(args.inputs)
     count = merge_results(files, args.out)
     print(f"segbench: {count} records -> {args.out}", file=sys.stderr)
+    print(args.out)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from bench.frame import check_format, export, load_results
+
+    fmt = args.format or ("parquet" if args.out.suffix == ".parquet" else "csv")
+    check_format(fmt)  # before reading anything
+    if args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a folder; expected a file")
+    frame = load_results(args.results, samples=args.samples, latest=args.latest)
+    try:
+        export(frame, args.out, fmt)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"segbench: {len(frame)} records, {len(frame.columns)} columns -> {args.out}", file=sys.stderr)
     print(args.out)
     return 0
 
@@ -315,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             "list": cmd_list,
             "run": cmd_run,
             "merge": cmd_merge,
+            "export": cmd_export,
             "report": cmd_report,
             "cards": cmd_cards,
             "structure": cmd_structure,

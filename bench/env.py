@@ -10,8 +10,6 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-import torch
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -94,6 +92,8 @@ def _version(package: str) -> str | None:
 
 def collect_env(device: str) -> dict:
     """Everything that could change a number, recorded with every record of a sweep."""
+    import torch  # here, so that `segbench.machine()` (machine_slug) reads the machine without torch
+
     gpu = gpu_info() if device == "cuda" else None
     return {
         **git_state(),

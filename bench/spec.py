@@ -6,7 +6,9 @@ narrow or override axis by axis. The axes themselves (their values, checks, labe
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from itertools import product
 
@@ -103,12 +105,75 @@ PROFILES = {
 }
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """'2/4' -> (2, 4): the second of four disjoint shards of a sweep (1-based)."""
+def parse_shard(text: str, environ: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """'2/4' -> (2, 4): the second of four disjoint shards of a sweep (1-based); 'auto': the index and
+    count of the Slurm job array or Kubernetes Indexed Job this process runs in (`shard_from_environment`)."""
+    if text.strip() == "auto":
+        return shard_from_environment(os.environ if environ is None else environ)
     match = re.match(r"^(\d+)/(\d+)$", text.strip())
     if not match or not 1 <= int(match[1]) <= int(match[2]):
-        raise UsageError(f"malformed shard {text!r}: expected I/N with 1 <= I <= N, e.g. 1/2")
+        raise UsageError(f"malformed shard {text!r}: expected I/N with 1 <= I <= N, e.g. 1/2, or auto")
     return int(match[1]), int(match[2])
+
+
+# A Kubernetes Indexed Job exports each pod's JOB_COMPLETION_INDEX but not the Job's completions count:
+# the pod template sets this variable to the same number as `.spec.completions`.
+SHARD_COUNT_ENV = "SEGBENCH_SHARD_COUNT"
+
+
+def _env_int(environ: Mapping[str, str], name: str) -> int:
+    value = environ.get(name)
+    if value is None:
+        raise UsageError(f"--shard auto: {name} is not set")
+    if not value.strip().isdigit():
+        raise UsageError(f"--shard auto: {name} is {value!r}, not a non-negative integer")
+    return int(value)
+
+
+def shard_from_environment(environ: Mapping[str, str]) -> tuple[int, int]:
+    """(index, count), 1-based like --shard I/N, of this task of a job array:
+
+    - Slurm (`sbatch --array=A-B[:S]`): SLURM_ARRAY_TASK_ID, counted from SLURM_ARRAY_TASK_MIN in steps of
+      SLURM_ARRAY_TASK_STEP (an array may start at any index: --array=0-3 and --array=5-8 are both shards
+      1..4), of SLURM_ARRAY_TASK_COUNT. An array that is not one range (--array=1,4,9) is refused.
+    - Kubernetes Indexed Job: JOB_COMPLETION_INDEX (0-based) of SEGBENCH_SHARD_COUNT (set it in the pod
+      template to the Job's `.spec.completions`).
+
+    Anything missing, malformed or inconsistent is a one-line UsageError."""
+    slurm, k8s = "SLURM_ARRAY_TASK_ID" in environ, "JOB_COMPLETION_INDEX" in environ
+    if slurm and k8s:
+        raise UsageError(
+            "--shard auto: both SLURM_ARRAY_TASK_ID and JOB_COMPLETION_INDEX are set; pass --shard I/N"
+        )
+    if slurm:
+        task, count = _env_int(environ, "SLURM_ARRAY_TASK_ID"), _env_int(environ, "SLURM_ARRAY_TASK_COUNT")
+        first = _env_int(environ, "SLURM_ARRAY_TASK_MIN")
+        step = _env_int(environ, "SLURM_ARRAY_TASK_STEP") if "SLURM_ARRAY_TASK_STEP" in environ else 1
+        last = _env_int(environ, "SLURM_ARRAY_TASK_MAX") if "SLURM_ARRAY_TASK_MAX" in environ else None
+        if step < 1 or count < 1 or (last is not None and first + (count - 1) * step != last):
+            raise UsageError(
+                f"--shard auto: the Slurm array ({count} tasks from {first} to {last}, step {step}) is not "
+                "one range; submit it as --array=A-B or --array=A-B:S, or pass --shard I/N"
+            )
+        offset = task - first
+        if offset < 0 or offset % step or offset // step >= count:
+            raise UsageError(
+                f"--shard auto: SLURM_ARRAY_TASK_ID {task} is not a task of the array of {count} from "
+                f"{first} in steps of {step}"
+            )
+        return offset // step + 1, count
+    if k8s:
+        index, count = _env_int(environ, "JOB_COMPLETION_INDEX"), _env_int(environ, SHARD_COUNT_ENV)
+        if not index < count:
+            raise UsageError(
+                f"--shard auto: JOB_COMPLETION_INDEX {index} is not below {SHARD_COUNT_ENV} {count} "
+                "(set it to the Job's .spec.completions)"
+            )
+        return index + 1, count
+    raise UsageError(
+        "--shard auto: no Slurm job array (SLURM_ARRAY_TASK_ID) or Kubernetes Indexed Job "
+        f"(JOB_COMPLETION_INDEX with {SHARD_COUNT_ENV}) in the environment; pass --shard I/N"
+    )
 
 
 def check_models(names: list[str]) -> list[str]:
