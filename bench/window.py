@@ -212,8 +212,9 @@ ASSUMED = {
     "graph_capture_s": 0.5,
     "efficiency": {"fp32": 0.4, "tf32": 0.25, "fp16": 0.15, "bf16": 0.15},  # of the datasheet peak
     "floor_ms": {"eager": 3.0, "cuda_graph": 0.3, "compile": 1.0},  # launch-bound latency at batch 1
-    "calibration_phase_s": 10.0,
-    "selfcheck_phase_s": 40.0,
+    "startup_s": 15.0,  # before the first step: install, nvidia-smi, importing torch and the zoo, NVML
+    "calibration_phase_s": 15.0,  # the first worker also starts the fork server (imports torch, the zoo)
+    "selfcheck_phase_s": 40.0,  # a process of its own: imports, then 3 models x 3 rounds x 3 timers
 }
 
 
@@ -432,10 +433,13 @@ class PlanRow:
     start_s: float | None  # None: skipped for time
 
 
-def plan(steps: list[Step], deadline_s: float = DEADLINE_S) -> tuple[list[PlanRow], Budget]:
-    """The window as it would run if every step took exactly its estimate."""
+def plan(
+    steps: list[Step], deadline_s: float = DEADLINE_S, start_s: float | None = None
+) -> tuple[list[PlanRow], Budget]:
+    """The window as it would run if every step took exactly its estimate, the first starting at `start_s`
+    (default: the assumed start-up)."""
     budget = Budget(deadline_s, phase_work(steps))
-    clock = [0.0]
+    clock = [ASSUMED["startup_s"] if start_s is None else start_s]
     rows = []
     for step, limit in schedule(steps, budget, lambda: clock[0]):
         rows.append(PlanRow(step, clock[0] if limit is not None else None))
@@ -474,12 +478,13 @@ def format_plan(rows: list[PlanRow], budget: Budget, gpu: GpuSpec, measured_befo
             )
     cells = [r for r in rows if r.step.cell is not None]
     fit = [r for r in cells if r.start_s is not None]
-    total = sum(r.step.estimate.seconds for r in rows)
-    used = sum(r.step.estimate.seconds for r in rows if r.start_s is not None)
+    startup = min((r.start_s for r in rows if r.start_s is not None), default=0.0)
+    total = startup + sum(r.step.estimate.seconds for r in rows)
+    used = startup + sum(r.step.estimate.seconds for r in rows if r.start_s is not None)
     lines += [
         "",
         f"whole list: {len(cells)} cells, estimated {total:.0f} s ({total / 60:.1f} min) with the "
-        "calibration and the self-check",
+        f"start-up ({startup:.0f} s), the calibration and the self-check",
         f"within {budget.deadline_s:g} s: {len(fit)} cells ({used:.0f} s in all); {len(cells) - len(fit)} "
         "skipped for time (a later window given --skip-measured measures them)"
         + (f"; {measured_before} cells left out as measured before" if measured_before else ""),

@@ -227,7 +227,7 @@ def _step(seconds):
 
 
 def test_plan_skips_what_does_not_fit_and_lets_a_cheaper_later_cell_run():
-    rows, budget = window.plan([_step(20.0), _step(30.0), _step(4.0)], deadline_s=40.0)
+    rows, budget = window.plan([_step(20.0), _step(30.0), _step(4.0)], deadline_s=40.0, start_s=0.0)
     assert budget.phase_end("eager") == 30.0  # 40 s less the 10 s kept for writing
     assert [r.start_s for r in rows] == [0.0, None, 20.0]
     text = window.format_plan(rows, budget, H100)
@@ -263,3 +263,21 @@ def test_a_window_without_cuda_is_refused_before_anything_is_written(tmp_path, c
     assert main(["gpu", "--out", str(tmp_path / "w"), "--models", "sinet"]) == 2
     assert "no CUDA device" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
+
+
+def test_plan_leaves_out_cells_measured_before_on_the_same_gpu(tmp_path, capsys):
+    from bench.measure.stats import summarize
+    from bench.run import Outcome, make_record
+
+    env = {"machine": "nvidia-h100-80gb-hbm3", "timestamp": "2026-12-07T00:00:00+00:00"}
+    fp32, fp16 = (c.cell for c in window.window_cells(["sinet"], ("eager",)))
+    ok = Outcome("ok", None, {"latency_ms": summarize([1.0, 1.1, 0.9, 1.0]), "params": 1})
+    append_record(tmp_path / "a.jsonl", make_record(fp32, ok, env, 1.0))
+    append_record(tmp_path / "a.jsonl", make_record(fp16, Outcome("error", "boom", {}), env, 1.0))  # not ok
+    other = {**env, "machine": "nvidia-a100-sxm4-80gb"}
+    append_record(tmp_path / "b.jsonl", make_record(fp16, ok, other, 1.0))  # another GPU
+    argv = ["gpu", "--plan", "--models", "sinet", "--phases", "eager", "--skip-measured", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "whole list: 1 cells" in out and "1 cells left out as measured before" in out
+    assert "sinet 224x224 b1 fp16 eager" in out and "sinet 224x224 b1 fp32 eager" not in out
