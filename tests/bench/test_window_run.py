@@ -142,3 +142,29 @@ def test_clock_counts_from_the_scripts_start(monkeypatch):
     assert Clock(now=lambda: 1012.5).elapsed() == 12.5
     monkeypatch.delenv("SEGBENCH_WINDOW_T0")
     assert Clock(now=lambda: 5.0).elapsed() == 0.0
+
+
+@pytest.mark.slow
+def test_the_deadline_stops_a_real_worker_and_kills_it(tmp_path):
+    import multiprocessing
+
+    from bench.run import run_isolated
+    from bench.spec import Cell, executions
+    from tests.bench import faulty_models  # noqa: F401 - registers fault_sleeps in this process too
+
+    plugin = ("tests.bench.faulty_models",)
+    cell = Cell("fault_sleeps", executions("fault_sleeps", [(32, 32)], "cpu", {})[0])
+    hooks = Hooks(
+        calibrate=lambda limit: {},
+        selfcheck=lambda p, limit: {"status": "pass"},
+        measure=lambda c, limit: run_isolated(c, window.WINDOW_TIMING, limit, 1, plugin),
+    )
+    steps = [window.Step("eager", cell, window.Estimate(1.0, 1.0, 1e6, "test"))]
+    budget = window.Budget(21.0, window.phase_work(steps), pack_s=1.0)  # its cap (60 s) outlasts the deadline
+    start = time.monotonic()
+    manifest = run_window(tmp_path, dict(ENV), steps, budget, hooks, Clock(), H100, log=lambda line: None)
+    assert 19.0 < time.monotonic() - start < 40.0
+    assert manifest["steps"][0]["outcome"] == "stopped at the deadline"
+    (record,) = read_records(tmp_path / manifest["records"])
+    assert record.status == "timeout" and "deadline" in record.error
+    assert multiprocessing.active_children() == []  # the worker was killed, not left sleeping
