@@ -1,5 +1,6 @@
 """Sessions: `nox -s bench` (the default CPU sweep + HTML report), `nox -s tests`, `nox -s lint`,
-`nox -s regress` (benchmark suite vs the committed baseline) and `nox -s baseline` (rewrite the baselines).
+`nox -s regress` (benchmark suite vs the committed baseline), `nox -s baseline` (rewrite the baselines) and
+`nox -s gpu` (the prepared GPU window: gpu/run.sh).
 
 Virtualenvs are reused between runs, so torch is installed once per session venv, not on every run.
 Pass extra arguments after `--`: `nox -s tests -- -m "not slow"`, `nox -s bench -- --models bisenetv2`.
@@ -95,3 +96,11 @@ def baseline(session: nox.Session) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(fresh, target)  # whole or not at all
     session.log(f"baselines written under {target.parent}; commit them with the change they record")
+
+
+@nox.session(python=False)
+def gpu(session: nox.Session) -> None:
+    """The GPU window (issue 18): gpu/run.sh on this machine's own Python, in no virtualenv, since a GPU
+    machine lent for minutes has torch but no network. Arguments go to `segbench gpu`: `nox -s gpu -- --plan`
+    sizes the window anywhere; `nox -s gpu -- --out DIR` runs it (see the README, "GPU window")."""
+    session.run("bash", "gpu/run.sh", *session.posargs, external=True)

@@ -130,6 +130,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=DEFAULT_REPORT_DIR, help=f"output folder (default: {DEFAULT_REPORT_DIR})"
     )
 
+    # The GPU window (issue 18): bench.window (cells, budgets, plan), bench.window_run (the run), gpu/run.sh.
+    from bench.window import CELL_PHASES, DEADLINE_S, DEFAULT_GPU, GPUS
+
+    p = sub.add_parser("gpu", help="measure the zoo on one GPU within a deadline (a prepared GPU window)")
+    p.add_argument("--out", type=Path, help="folder to write (empty; at most 8 files come out of it)")
+    p.add_argument("--plan", action="store_true", help="print the cells, estimates and budget; run nothing")
+    p.add_argument(
+        "--deadline", type=float, default=DEADLINE_S, help=f"seconds for the window (default: {DEADLINE_S:g})"
+    )
+    p.add_argument("--models", type=_csv, help="comma-separated zoo models (default: the whole zoo)")
+    p.add_argument("--phases", help=f"comma-separated: selfcheck,{','.join(CELL_PHASES)} (default: all)")
+    p.add_argument(
+        "--gpu",
+        default=DEFAULT_GPU,
+        help=f"GPU whose peaks --plan uses: {', '.join(GPUS)} (default: {DEFAULT_GPU})",
+    )
+    p.add_argument(
+        "--skip-measured",
+        type=Path,
+        nargs="+",
+        help="results files or folders: leave out the cells with an ok record of this GPU there",
+    )
+
     from bench.eval.commands import add_parsers as add_eval_parsers
 
     add_eval_parsers(sub)  # eval, train
@@ -339,6 +362,12 @@ def cmd_baseline(args) -> int:
     return 1 if changes else 0
 
 
+def cmd_gpu(args) -> int:
+    from bench.window_run import command
+
+    return command(args)
+
+
 def cmd_eval(args) -> int:
     from bench.eval.commands import cmd_eval as run_eval
 
@@ -364,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
             "structure": cmd_structure,
             "compare": cmd_compare,
             "baseline": cmd_baseline,
+            "gpu": cmd_gpu,
             "eval": cmd_eval,
             "train": cmd_train,
         }[args.command](args)

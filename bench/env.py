@@ -34,10 +34,13 @@ def portable_path(path: str | Path) -> str:
 
 
 def git_state() -> dict:
-    """Commit of the SegBench checkout and whether it has uncommitted changes (None outside a checkout)."""
+    """Commit of the SegBench checkout and whether it has uncommitted changes (None outside a checkout).
+
+    A copy of the tree without its .git (a GPU machine is sent the files only) takes the commit from
+    SEGBENCH_GIT_COMMIT when the caller sets it; whether that copy had changes is then unknown (None)."""
     commit = _git("rev-parse", "HEAD")
     if commit is None:
-        return {"git_commit": None, "git_dirty": None}
+        return {"git_commit": os.environ.get("SEGBENCH_GIT_COMMIT") or None, "git_dirty": None}
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {"git_commit": commit, "git_dirty": bool(status)}
 

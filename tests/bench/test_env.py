@@ -33,3 +33,13 @@ def test_cpu_environment_is_recorded():
         assert key in info
     assert info["gpu"] is None and info["machine"].startswith("cpu-")
     assert info["git_commit"] is None or len(info["git_commit"]) == 40
+
+
+def test_a_copy_without_git_takes_its_commit_from_the_environment(monkeypatch):
+    monkeypatch.setattr(env, "_git", lambda *args: None)
+    monkeypatch.delenv("SEGBENCH_GIT_COMMIT", raising=False)
+    assert env.git_state() == {"git_commit": None, "git_dirty": None}
+    monkeypatch.setenv("SEGBENCH_GIT_COMMIT", "d880eb1" + "0" * 33)
+    assert env.git_state() == {"git_commit": "d880eb1" + "0" * 33, "git_dirty": None}
+    monkeypatch.setattr(env, "_git", lambda *args: "" if args[0] == "status" else "a" * 40)
+    assert env.git_state() == {"git_commit": "a" * 40, "git_dirty": False}  # a checkout's own commit wins
