@@ -36,22 +36,27 @@ if not Path(CHROMIUM).exists():
     pytest.skip("chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
 
-def browser_records() -> list[dict]:
-    """The report fixtures, three more real-time models (a frontier worth filtering), and the history
+def browser_records() -> tuple[list[dict], list[dict]]:
+    """The report fixtures and three more real-time models (a frontier worth filtering); and the history
     fixtures on a machine of their own."""
     extra = [bench("cgnet", 12.0, 0.8e9), bench("erfnet", 3.0, 2e9), bench("icnet", 15.0, 0.6e9)]
     history = history_fixtures.records()
     for r in history:
-        r["env"]["machine"] = (
-            "cpu-history-2c" if r["env"]["machine"] == "cpu-test-2c" else r["env"]["machine"]
-        )
-    return fixtures.records() + extra + history
+        if r["env"]["machine"] == "cpu-test-2c":
+            r["env"]["machine"] = "cpu-history-2c"
+    return fixtures.records() + extra, history
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    return render_report([fixtures.write(out / "fixture.jsonl", browser_records())], out / "site").parent
+    board, history = browser_records()
+    files = [
+        fixtures.write(out / "fixture.jsonl", board),
+        fixtures.write(out / "history-1.jsonl", history[:9]),  # days 1-3
+        fixtures.write(out / "history-2.jsonl", history[9:]),  # days 4-5: the newest run
+    ]
+    return render_report(files, out / "site").parent
 
 
 @pytest.fixture(scope="module")
@@ -432,8 +437,22 @@ def test_history_plot_marks_what_compare_flags(tab):
     figure = tab.locator("figure.history", has=tab.locator("figcaption", has_text="cpu-history-2c"))
     line = figure.locator("svg .structural")
     assert line.count() == 1 and "macs 1,000,000,000 → 1,300,000,000" in line.locator("title").text_content()
-    tab.open("regressions.html")
-    assert tab.locator("h2", has_text="cpu-history-2c").count() == 0  # one results file: nothing to compare
+
+
+def test_regressions_page_lists_the_latest_comparison(tab):
+    tab.open()
+    item = tab.locator(".runs li", has=tab.locator("a", has_text="cpu-history-2c"))
+    assert "1 regression" in item.inner_text()
+    item.locator("a").click()
+    tab.wait_for_load_state("load")
+    assert tab.evaluate("location.hash") == "#cpu-history-2c-bench"
+    section = tab.locator("#verdicts-cpu-history-2c-bench")
+    first = section.locator("tbody tr").first
+    assert first.get_attribute("class") == "flagged" and "fastscnn" in first.inner_text()
+    assert first.locator("td").nth(1).inner_text() == "macs"
+    verdicts = section.locator("tbody tr td:last-child").all_inner_texts()
+    assert verdicts[0] == "regression" and "improved" in verdicts  # regressions first; enet works again
+    assert tab.locator("h2", has_text="cpu-test-2c").count() == 0  # one results file there: nothing to compare
 
 
 # ------------------------------------------------------------------------------------ without JavaScript
