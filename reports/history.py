@@ -97,13 +97,15 @@ def _relative(text: str) -> float | None:
 
 def frame(steps: list[Step]) -> pd.DataFrame:
     """One row per step: the cell, when and what was measured, and what compare says of the change."""
-    rows = []
+    rows, labels = [], {}
     for step in steps:
         r, latency = step.record, step.record.latency
+        if r.execution not in labels:  # the steps of a cell share one label
+            labels[r.execution] = r.execution.label()
         rows.append(
             {
                 "machine": r.machine,
-                "cell": r.execution.label(),
+                "cell": labels[r.execution],
                 "timestamp": r.timestamp,
                 "commit": r.env.commit_label,
                 "status": r.status,

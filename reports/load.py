@@ -34,11 +34,9 @@ def as_row(record: Record, source_file: str) -> dict:
     return {**record.to_dict(), "source_file": source_file, "_key": record.key}
 
 
-def _trimmed(record: Record) -> Record:
-    """An older bench record as the history reads it (module docstring); eval records stay whole (few, and
-    their cell key reads their weights)."""
-    if not isinstance(record, BenchRecord):
-        return record
+def _trimmed_fields(record: BenchRecord) -> dict:
+    """The fields an older bench record keeps (module docstring); eval records stay whole (few, and their
+    cell key reads their weights)."""
     fields = {k: record.fields[k] for k in HISTORY_FIELDS if k in record.fields}
     conditions = record.fields.get("conditions")
     if isinstance(conditions, dict):  # threads (compare), backend_details (speed_condition)
@@ -49,7 +47,7 @@ def _trimmed(record: Record) -> Record:
     calibration = fields.get("calibration")
     if isinstance(calibration, dict) and isinstance(calibration.get("workload"), str):
         fields["calibration"] = {**calibration, "workload": sys.intern(calibration["workload"])}
-    return replace(record, fields=fields)
+    return fields
 
 
 def load(inputs: list[Path]) -> tuple[list[Record], list[str]]:
@@ -58,23 +56,38 @@ def load(inputs: list[Path]) -> tuple[list[Record], list[str]]:
     records: list[Record] = []
     newest: dict[tuple, int] = {}  # (machine, cell key) -> index in records of its newest record
     envs: dict[tuple, Env] = {}  # one object per run's environment
+    executions: dict = {}  # one object per cell's conditions (its key is computed once)
+    sources: list[str] = []
+
+    def settled(record: Record, source: str, trim: bool) -> Record:
+        """The record as kept: its run's shared environment and conditions, its file, trimmed if older."""
+        env = record.env
+        shared = envs.setdefault((env.machine, env.timestamp, env.git_commit, env.git_dirty), env)
+        changes = {"env": shared if shared == env else env, "source": source}
+        if isinstance(record, BenchRecord):
+            changes["execution"] = executions.setdefault(record.execution, record.execution)
+            if trim:
+                changes["fields"] = _trimmed_fields(record)
+        return replace(record, **changes)
+
     for path in files:
         source = path.as_posix()
         for record in store.read_records(path):
             if record.kind == "structure":
                 continue
-            env = record.env
-            shared = envs.setdefault((env.machine, env.timestamp, env.git_commit, env.git_dirty), env)
-            record = replace(record, env=shared if shared == env else env, source=source)
             key = (record.machine, *record.key)
             index = newest.get(key)
-            if index is None or record.timestamp >= records[index].timestamp:
-                if index is not None:
-                    records[index] = _trimmed(records[index])
-                newest[key] = len(records)
-                records.append(record)
-            else:
-                records.append(_trimmed(record))
+            if index is not None and record.timestamp < records[index].timestamp:
+                records.append(settled(record, source, trim=True))  # older than the newest seen
+                sources.append(source)
+                continue
+            if index is not None:  # the newest so far becomes history
+                records[index] = settled(records[index], sources[index], trim=True)
+            newest[key] = len(records)
+            records.append(record)  # settled once the newest is known (below)
+            sources.append(source)
+    for index in newest.values():
+        records[index] = settled(records[index], sources[index], trim=False)
     return records, [p.as_posix() for p in skipped]
 
 
