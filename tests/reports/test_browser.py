@@ -452,7 +452,7 @@ def test_regressions_page_lists_the_latest_comparison(tab):
     assert first.locator("td").nth(1).inner_text() == "macs"
     verdicts = section.locator("tbody tr td:last-child").all_inner_texts()
     assert verdicts[0] == "regression" and "improved" in verdicts  # regressions first; enet works again
-    assert tab.locator("h2", has_text="cpu-test-2c").count() == 0  # one results file there: nothing to compare
+    assert tab.locator("h2", has_text="cpu-test-2c").count() == 0  # one results file: nothing to compare
 
 
 # ------------------------------------------------------------------------------------ without JavaScript
