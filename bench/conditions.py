@@ -18,6 +18,7 @@ Pure Python: the report imports it without torch.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -116,7 +117,7 @@ class Execution:
 
     # ------------------------------------------------------------------------------ keys, labels, fields
 
-    @property
+    @functools.cached_property  # computed once: records are keyed, grouped and compared by it
     def key(self) -> tuple:
         return (self.input_hw, *(getattr(self, a.name) for a in AXES))
 

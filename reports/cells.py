@@ -62,7 +62,7 @@ class Col:
 def cells(frame: pd.DataFrame, columns: list[Col]) -> list[dict]:
     """Rows of cells for `macros.table`, plus the attributes the filters read."""
     rows = []
-    for _, r in frame.iterrows():
+    for r in frame.to_dict("records"):  # plain values: far faster than iterrows, same text
         out = []
         for c in columns:
             value = r.get(c.key)

@@ -1,14 +1,22 @@
-"""Render the static report: index (leaderboards, Pareto plots), ledger, one page per model, machines, CSVs.
+"""Render the static report: index (leaderboards, Pareto plots), ledger, one page per model (history), the
+latest regressions, machines, and a CSV beside every table.
 
-Every page is self-contained (inline CSS, JS and SVG; no network), autoescaped, and a pure function of the
-records: no clock, no absolute paths beyond the results files' names, so the same results give the same
-bytes. Files are written atomically; a CSV of every table sits beside the page that shows it.
+One pass: load (reports.load) -> tables (reports.tables, ledger, details, history) -> plots (reports.plots)
+-> render (jinja2, autoescaped) -> write (reports.site: a temporary folder swapped in whole). Every page is
+self-contained (inline CSS, JS and SVG; no network) and a pure function of the records: no clock, no
+absolute paths beyond the results files' names, so the same results give the same bytes. Every file name
+built from a results field goes through bench.store.safe_name (bounded, unique, no path characters).
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import csv
+import functools
+import gc
+import io
 import re
+from collections import defaultdict
 from pathlib import Path
 
 import jinja2
@@ -16,19 +24,15 @@ import pandas as pd
 from markupsafe import Markup
 
 from bench.conditions import REFERENCE_MODEL
-from bench.store import write_atomic
-from reports import cells, details, plots, selfcheck
+from bench.records import Record, latest_per_cell
+from bench.store import safe_name
+from reports import cells, details, filters, history, plots, selfcheck, site
 from reports.ledger import ledger
-from reports.load import load
-from reports.tables import (
-    bench_records,
-    card_or_none,
-    leaderboard,
-    miou_points,
-    model_history,
-)
+from reports.load import as_row, load
+from reports.tables import card_or_none, leaderboard, miou_points, model_history
 
 _TEMPLATES = Path(__file__).parent / "templates"
+_STATIC = Path(__file__).parent / "static"
 
 
 def _environment() -> jinja2.Environment:
@@ -40,16 +44,52 @@ def _environment() -> jinja2.Environment:
     )
 
 
+@functools.cache
+def _static(name: str) -> Markup:
+    """The page's own CSS or JS (reports/static), inlined in every page."""
+    return Markup((_STATIC / name).read_text(encoding="utf-8"))
+
+
 def slug(name: str) -> str:
-    """A file name for a model page: the name where it is already safe, else a sanitised name + hash."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-    if safe == name and not name.startswith("."):
-        return name
-    return f"{safe.strip('.')[:40]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    """A model's (or group's) name as a file name or HTML id: bench.store.safe_name."""
+    return safe_name(name)
+
+
+# A cell that a spreadsheet would run as a formula (OWASP, CSV injection): text starting with one of these.
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _neutral(value):
+    """A text cell with a leading ' where it would start a formula; numbers (and text that is one) as is."""
+    if isinstance(value, str) and value.startswith(_FORMULA) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def _csv_value(value):
+    kind = type(value)
+    if kind is str:
+        return _neutral(value)
+    if kind is float:
+        return "" if value != value else value  # NaN: missing
+    if kind is int or kind is bool:
+        return value
+    if cells.missing(value):
+        return ""
+    if hasattr(value, "item"):  # a numpy scalar
+        return _csv_value(value.item())
+    return _neutral(str(value))
 
 
 def to_csv(frame: pd.DataFrame) -> str:
-    return frame.to_csv(index=False, lineterminator="\n")
+    """A table as CSV that is safe to open in a spreadsheet (OWASP): every text cell quoted, and prefixed
+    with ' where it would start a formula (`_neutral`); numbers as they are, a missing value empty."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+    writer.writerow([str(c) for c in frame.columns])
+    writer.writerows([_csv_value(v) for v in row] for row in frame.itertuples(index=False, name=None))
+    return buffer.getvalue()
 
 
 def auto_columns(frame: pd.DataFrame) -> list[cells.Col]:
@@ -61,10 +101,16 @@ def auto_columns(frame: pd.DataFrame) -> list[cells.Col]:
     ]
 
 
-def _svg(text: str) -> Markup:
-    # Our own matplotlib output, with text drawn as paths: no string from a results file is markup in it.
-    return Markup(text)
+def _rows(frame: pd.DataFrame, columns: list[cells.Col], filterable: bool = False) -> list[dict]:
+    """Table rows for `macros.table`; with `filterable`, each carries the filters' data attributes."""
+    rows = cells.cells(frame, columns)
+    if filterable:
+        for row, record in zip(rows, frame.to_dict("records"), strict=True):
+            row["attrs"] = filters.attributes(record)
+    return rows
 
+
+# ------------------------------------------------------------------------------------------- Pareto sets
 
 MIN_POINTS = 2  # a plot of one model has no frontier to show; such a set is named in a note instead
 
@@ -76,10 +122,10 @@ def _by_count(frame: pd.DataFrame, column: str) -> tuple[list[str], list[str]]:
     return [d for d in ordered if counts[d] >= MIN_POINTS], [d for d in ordered if counts[d] < MIN_POINTS]
 
 
-def _index_plots(board: pd.DataFrame) -> list[dict]:
-    """Per (machine, device, precision): mIoU vs latency per dataset, MACs vs latency per group; then
-    params vs mIoU per dataset. mIoU on different datasets, and groups measured at different input sizes,
-    do not share an axis."""
+def pareto_sets(board: pd.DataFrame) -> list[dict]:
+    """The Pareto plots to draw, in sections: per (machine, device, precision), mIoU vs latency per dataset
+    and MACs vs latency per group; then params vs mIoU per dataset. mIoU on different datasets, and groups
+    measured at different input sizes, do not share an axis. Each set: title, rows, axes and their labels."""
     if board.empty:
         return []
     ok = board[board["status"] == "ok"].copy()
@@ -87,152 +133,270 @@ def _index_plots(board: pd.DataFrame) -> list[dict]:
     points = miou_points(board)
     if not points.empty:
         points["label"] = points["model"] + " " + points["input"]
-    out = []
+    sections = []
     for (machine, device, precision), rows in ok.groupby(["machine", "device", "precision"], sort=True):
         where = f"{machine} · {device} · {precision}"
-        svgs, left_out = [], []
+        sets, left_out = [], []
         if not points.empty:
             here = (points["machine"] == machine) & (points["device"] == device)
             mine = points[here & (points["precision"] == precision)]
             datasets, few = _by_count(mine, "plot_dataset") if not mine.empty else ([], [])
             left_out += [f"mIoU on {d}" for d in few]
-            for dataset in datasets:
-                svgs.append(
-                    _svg(
-                        plots.pareto(
-                            mine[mine["plot_dataset"] == dataset], "latency_p50_ms", "miou_value",
-                            title=f"mIoU ({dataset}) vs latency · {where}", xlabel="median latency (ms)",
-                            ylabel=f"mIoU on {dataset} (%)", y_higher_better=True, kind="miou_kind",
-                            label="label", logy=False,
-                        )
-                    )
-                )  # fmt: skip
+            sets += [
+                dict(rows=mine[mine["plot_dataset"] == d], x="latency_p50_ms", y="miou_value",
+                     title=f"mIoU ({d}) vs latency · {where}", xlabel="median latency (ms)",
+                     ylabel=f"mIoU on {d} (%)", y_higher_better=True, kind="miou_kind", logy=False)
+                for d in datasets
+            ]  # fmt: skip
         groups, few = _by_count(rows, "group")
         left_out += [f"MACs of {g}" for g in few]
-        for group in groups:
-            svgs.append(
-                _svg(
-                    plots.pareto(
-                        rows[rows["group"] == group], "latency_p50_ms", "gmacs",
-                        title=f"MACs vs latency · {group} · {where}", xlabel="median latency (ms)",
-                        ylabel="GMACs (fvcore)", label="label",
-                    )
-                )
-            )  # fmt: skip
-        out.append({"title": where, "svgs": svgs, "left_out": left_out})
-    if not points.empty:
-        per_model = points.sort_values(["model", "machine"]).drop_duplicates("model")
-        per_model = per_model.dropna(subset=["params_m"])
-        datasets, few = _by_count(per_model, "plot_dataset")
-        svgs = [
-            _svg(
-                plots.pareto(
-                    per_model[per_model["plot_dataset"] == dataset], "params_m", "miou_value",
-                    title=f"mIoU ({dataset}) vs params", xlabel="parameters (M)",
-                    ylabel=f"mIoU on {dataset} (%)", y_higher_better=True, kind="miou_kind",
-                    label="model", logy=False,
-                )
-            )
-            for dataset in datasets
+        sets += [
+            dict(rows=rows[rows["group"] == g], x="latency_p50_ms", y="gmacs",
+                 title=f"MACs vs latency · {g} · {where}", xlabel="median latency (ms)",
+                 ylabel="GMACs (fvcore)")
+            for g in groups
         ]  # fmt: skip
-        out.append(
-            {"title": "mIoU against parameters", "svgs": svgs, "left_out": [f"mIoU on {d}" for d in few]}
+        sections.append({"title": where, "sets": sets, "left_out": left_out})
+    if not points.empty:
+        per_model = (
+            points.sort_values(["model", "machine"]).drop_duplicates("model").dropna(subset=["params_m"])
         )
+        per_model = per_model.assign(label=per_model["model"])
+        datasets, few = _by_count(per_model, "plot_dataset")
+        sets = [
+            dict(rows=per_model[per_model["plot_dataset"] == d], x="params_m", y="miou_value",
+                 title=f"mIoU ({d}) vs params", xlabel="parameters (M)", ylabel=f"mIoU on {d} (%)",
+                 y_higher_better=True, kind="miou_kind", logy=False)
+            for d in datasets
+        ]  # fmt: skip
+        sections.append(
+            {"title": "mIoU against parameters", "sets": sets, "left_out": [f"mIoU on {d}" for d in few]}
+        )
+    return sections
+
+
+def _figures(board: pd.DataFrame) -> list[dict]:
+    """Draw every Pareto set, with its legend and its data as a filterable table."""
+    out, n = [], 0
+    for section in pareto_sets(board):
+        figures = []
+        for spec in section["sets"]:
+            n += 1
+            ident = f"plot-{n}"
+            plot = plots.pareto(
+                spec.pop("rows"), spec.pop("x"), spec.pop("y"), ident=ident, label="label", **spec
+            )
+            data = plot.data
+            columns = [
+                cells.Col("label", "point", num=False),
+                cells.Col("x", spec["xlabel"], 3),
+                cells.Col("y", spec["ylabel"], 3),
+                *([cells.Col("kind", "kind", num=False)] if spec.get("kind") else []),
+                cells.Col("frontier", "on frontier", num=False, cls="fr"),
+            ]
+            rows = cells.cells(data, columns) if not data.empty else []
+            for row, i in zip(rows, data.get("i", []), strict=False):
+                row["attrs"] = {"data-i": str(i)}  # shown and hidden with its point (report.js)
+            figures.append({"id": ident, "title": spec["title"], "svg": plot.svg, "legend": plot.legend,
+                            "columns": columns, "rows": rows, "points": len(data)})  # fmt: skip
+        out.append({"title": section["title"], "figures": figures, "left_out": section["left_out"]})
     return out
 
 
-def _sources(records: list[dict]) -> pd.DataFrame:
+# ---------------------------------------------------------------------------------------------- machines
+
+
+def _sources(records: list[Record]) -> pd.DataFrame:
     """Provenance per results file: machine, hardware, commits, time span, what it holds."""
     rows = []
-    by_file: dict[str, list[dict]] = {}
+    by_file: dict[str, list[Record]] = defaultdict(list)
     for r in records:
-        by_file.setdefault(r.get("source_file", ""), []).append(r)
+        by_file[r.source].append(r)
     for name, recs in sorted(by_file.items()):
-        envs = [r["env"] for r in recs]
-        stamps = sorted(str(e.get("timestamp", "")) for e in envs)
-        statuses = pd.Series([r["status"] for r in recs]).value_counts().sort_index()
+        envs = {id(r.env): r.env for r in recs}.values()
+        stamps = sorted(r.timestamp for r in recs)
+        statuses = pd.Series([r.status for r in recs]).value_counts().sort_index()
         rows.append(
             {
                 "file": name,
-                "machine": ", ".join(sorted({str(e.get("machine")) for e in envs})),
-                "cpu": ", ".join(sorted({str(e.get("cpu")) for e in envs})),
-                "gpu": ", ".join(sorted({str(e["gpu"].get("name")) for e in envs if e.get("gpu")})) or "none",
-                "commits": ", ".join(
-                    sorted(
-                        {
-                            (e.get("git_commit") or "")[:10] + ("+dirty" if e.get("git_dirty") else "")
-                            for e in envs
-                        }
-                    )
-                ),
+                "machine": ", ".join(sorted({str(e.machine) for e in envs})),
+                "cpu": ", ".join(sorted({str(e.cpu) for e in envs})),
+                "gpu": ", ".join(sorted({str(e.gpu_name) for e in envs if e.gpu})) or "none",
+                "commits": ", ".join(sorted({e.commit_label for e in envs})),
                 "first": stamps[0],
                 "last": stamps[-1],
                 "records": len(recs),
                 "statuses": ", ".join(f"{k} {v}" for k, v in statuses.items()),
-                "torch": ", ".join(sorted({str(e.get("torch")) for e in envs})),
+                "torch": ", ".join(sorted({str(e.torch) for e in envs})),
             }
         )
     return pd.DataFrame(rows)
 
 
-def _machines(records: list[dict]) -> list[dict]:
-    newest: dict[str, dict] = {}
+def _machines(records: list[Record]) -> list[dict]:
+    newest = {}
     for r in records:
-        machine = str(r["env"].get("machine"))
-        if machine not in newest or str(r["env"].get("timestamp", "")) >= str(
-            newest[machine].get("timestamp", "")
-        ):
-            newest[machine] = r["env"]
+        machine = str(r.machine)
+        if machine not in newest or r.timestamp >= newest[machine].timestamp:
+            newest[machine] = r.env
     return [
-        {"name": name, "env": sorted((str(k), str(v)) for k, v in env.items())}
+        {"name": name, "id": slug(name), "env": sorted((str(k), str(v)) for k, v in env.to_dict().items())}
         for name, env in sorted(newest.items())
     ]
 
 
-def _model_page(records: list[dict], name: str) -> tuple[dict, dict[str, str]]:
+# ------------------------------------------------------------------------------------------- model pages
+
+
+def _history_section(name: str, cells_of_model: list[tuple[tuple, list[history.Step]]]) -> dict:
+    """One figure per cell measured more than once (plot + its data table), a table of the cells measured
+    once, and the model's whole history as one frame (its CSV)."""
+    steps = [step for _, cell in cells_of_model for step in cell]
+    whole = history.frame(steps)
+    rows = cells.cells(whole, HISTORY_COLUMNS) if steps else []
+    for row, flagged in zip(rows, whole.get("flagged", []), strict=True):
+        row["flagged"] = bool(flagged)
+    figures, once, start = [], [], 0
+    for _, cell in cells_of_model:
+        end = start + len(cell)
+        if len(cell) == 1:
+            once.append(start)
+        else:
+            label = history.cell_label(cell[0].record)
+            ident = f"history-{len(figures) + 1}"
+            svg = plots.history(cell, ident, f"{name} · {label}").svg
+            figures.append({"id": ident, "title": label, "svg": svg, "rows": rows[start:end],
+                            "runs": len(cell), "flagged": sum(s.flagged for s in cell),
+                            "columns": HISTORY_COLUMNS})  # fmt: skip
+        start = end
+    return {
+        "history": figures,
+        "once_columns": ONCE_COLUMNS,
+        "once_rows": cells.cells(whole.iloc[once], ONCE_COLUMNS) if once else [],
+        "whole": whole,
+    }
+
+
+HISTORY_COLUMNS = [
+    cells.Col("timestamp", "timestamp (UTC)", num=False),
+    cells.Col("commit", "commit", num=False),
+    cells.Col("latency_p50_ms", "p50 (ms)", 3),
+    cells.Col("interval", "95% interval (ms)", sort="ci95_low_ms", help="of the median"),
+    cells.Col("latency_n", "n"),
+    cells.Col("change_pct", "change (%)", 1, help="median against the previous run's"),
+    cells.Col("compare_verdict", "segbench compare", num=False, help="its verdict on the change"),
+    cells.Col("structural_changes", "structure changed", num=False, cls="wrap"),
+    cells.Col("status", "status", num=False),
+]  # params, MACs and the results file of each run are in the CSV
+ONCE_COLUMNS = [
+    cells.Col("machine", "machine", num=False),
+    cells.Col("cell", "cell", num=False),
+    cells.Col("timestamp", "timestamp (UTC)", num=False),
+    cells.Col("commit", "commit", num=False),
+    *HISTORY_COLUMNS[2:5],
+    cells.Col("params_m", "params (M)", 3),
+    cells.Col("gmacs", "GMACs", 3),
+    HISTORY_COLUMNS[-1],
+]
+
+
+def _model_page(name: str, rows: list[dict], cells_of_model) -> tuple[dict, dict[str, str]]:
     """Context for one model's page and its CSV files (name -> text)."""
-    history = model_history(records, name)
-    tables = []
+    page = slug(name)
     csvs = {}
-    if not history.empty:
-        csvs[f"{slug(name)}-history.csv"] = to_csv(history)
-        tables.append(
-            {
-                "id": "history", "title": "Every record, oldest first (history across commits)",
-                "columns": cells.HISTORY, "rows": cells.cells(history, cells.HISTORY),
-                "csv": f"{slug(name)}-history.csv",
-            }
-        )  # fmt: skip
+    section = _history_section(name, cells_of_model)
+    whole = section.pop("whole")
+    if not whole.empty:
+        csvs[f"{page}-history.csv"] = to_csv(whole)
+    tables = []
     for key, title, frame in (
-        ("evaluations", "Accuracy evaluations", details.evaluations(records, name)),
+        ("evaluations", "Accuracy evaluations", details.evaluations(rows, name)),
         ("flops", "FLOP counters' agreement (fvcore vs torch.utils.flop_counter)",
-         details.flop_agreement(records, name)),
+         details.flop_agreement(rows, name)),
         ("agreement", "Output agreement of each backend against eager fp32",
-         details.output_agreement(records, name)),
-        ("hardware", "Hardware state, roofline and memory by method", details.hardware_state(records, name)),
+         details.output_agreement(rows, name)),
+        ("hardware", "Hardware state, roofline and memory by method", details.hardware_state(rows, name)),
     ):  # fmt: skip
         if frame.empty:
             tables.append({"id": key, "title": title, "columns": [], "rows": [], "csv": ""})
             continue
         columns = auto_columns(frame)
-        csvs[f"{slug(name)}-{key}.csv"] = to_csv(frame)
+        csvs[f"{page}-{key}.csv"] = to_csv(frame)
         tables.append(
             {
-                "id": key, "title": title, "columns": columns, "rows": cells.cells(frame, columns),
-                "csv": f"{slug(name)}-{key}.csv",
+                "id": key,
+                "title": title,
+                "columns": columns,
+                "rows": cells.cells(frame, columns),
+                "csv": f"{page}-{key}.csv",
             }
-        )  # fmt: skip
-    scaling = _svg(plots.scaling(history, f"{name}: cost against input size")) if not history.empty else ""
-    return {"name": name, "card": card_or_none(name), "tables": tables, "scaling": scaling}, csvs
+        )
+    costs = model_history(rows, name)
+    scaling = plots.scaling(costs, "scaling", name) if not costs.empty else []
+    context = {
+        "name": name, "card": card_or_none(name), "tables": tables, "scaling": scaling,
+        "scaling_columns": SCALING_COLUMNS,
+        "scaling_rows": cells.cells(scaling[0].data, SCALING_COLUMNS) if scaling else [],
+        **section, "history_legend": plots.HISTORY_LEGEND,
+        "history_csv": f"{page}-history.csv" if not whole.empty else "",
+    }  # fmt: skip
+    return context, csvs
+
+
+SCALING_COLUMNS = [
+    cells.Col("series", "condition", num=False),
+    cells.Col("input", "input", sort="pixels"),
+    cells.Col("latency_p50_ms", "p50 (ms)", 3),
+    cells.Col("peak_mem_mb", "peak mem (MB)", 1),
+    cells.Col("gmacs", "GMACs", 3),
+]
+
+
+# ------------------------------------------------------------------------------------------------- site
+
+REGRESSION_COLUMNS = [
+    cells.Col("item", "cell", num=False, cls="wrap"),
+    cells.Col("metric", "metric", num=False),
+    cells.Col("base", "previous", num=False),
+    cells.Col("new", "newest", num=False),
+    cells.Col("change", "change", num=False),
+    cells.Col("verdict", "verdict", num=False),
+]
+_ACT = ("ok", "within noise")  # verdicts that need no action: folded away on the regressions page
+
+
+def _regressions(records: list[Record]) -> tuple[list[dict], pd.DataFrame]:
+    runs = []
+    frames = []
+    for run in history.latest_comparisons(records):
+        table = history.verdict_frame(run)
+        frames.append(table.assign(base_file=run.base, new_file=run.new))
+        act, quiet = table[~table["verdict"].isin(_ACT)], table[table["verdict"].isin(_ACT)]
+        rows = cells.cells(act, REGRESSION_COLUMNS)
+        for row, regression in zip(rows, act["regression"], strict=True):
+            row["flagged"] = bool(regression)
+        runs.append({
+            "machine": run.machine, "id": slug(f"{run.machine}-{run.kind}"),
+            "kind": "sweeps" if run.kind == "bench" else "evaluations", "run": run,
+            "summary": run.comparison.summary(), "regressions": len(run.comparison.regressions()),
+            "rows": rows, "quiet": cells.cells(quiet, REGRESSION_COLUMNS),
+        })  # fmt: skip
+    return runs, pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def build_site(
-    records: list[dict], skipped: list[str] = (), checks: list[tuple[str, dict]] = ()
+    records: list[Record], skipped: list[str] = (), checks: list[tuple[str, dict]] = ()
 ) -> dict[str, str]:
-    """Every file of the report, relative path -> text. `skipped`: files found but not results; `checks`:
-    the self-check files found (`reports.selfcheck.find`)."""
+    """Every file of the report, relative path -> text. `records`: typed records (reports.load); `skipped`:
+    files found but not results; `checks`: the self-check files found (`reports.selfcheck.find`)."""
     env = _environment()
-    board = leaderboard(records)
+    # The tables read the newest record of each cell and machine only (each of them starts with
+    # latest_per_cell), in their dict form; the history and the machines page read every record.
+    rows = [as_row(r, r.source) for r in latest_per_cell(records)]
+    by_model: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_model[row["model"]].append(row)
+    board = leaderboard(rows)
     files: dict[str, str] = {}
     groups = []
     if not board.empty:
@@ -241,27 +405,34 @@ def build_site(
             " · ".join(x for x in (d, f"weights: {w}" if w else "") if x)
             for d, w in zip(board["miou_dataset"], board["miou_weights"], strict=True)
         ]
-        for group, rows in board.groupby("group", sort=True):
+        for group, part in board.groupby("group", sort=True):
             csv = f"leaderboard-{slug(str(group))}.csv"
-            files[csv] = to_csv(rows.drop(columns=["href", "miou_source"]))
-            groups.append({"name": group, "rows": cells.cells(rows, cells.LEADERBOARD), "csv": csv})
-    book = ledger(records)
-    book["href"] = ["models/" + slug(m) + ".html" for m in book["model"]]
-    files["ledger.csv"] = to_csv(book.drop(columns=["href"]))
-    sources = _sources(records)
-    files["machines.csv"] = to_csv(sources)
-    options = {
-        key: sorted({str(v) for v in board[key]}) if not board.empty else []
-        for key in ("machine", "device", "precision")
-    }
-    common = {"n_records": len(records), "reference": REFERENCE_MODEL}
+            files[csv] = to_csv(part.drop(columns=["href", "miou_source"]))
+            groups.append({"name": group, "id": slug(str(group)), "csv": csv,
+                           "rows": _rows(part, cells.LEADERBOARD, filterable=True)})  # fmt: skip
+    runs, verdicts = _regressions(records)
+    common = {
+        "n_records": len(records), "reference": REFERENCE_MODEL, "generator": site.GENERATOR,
+        "styles": _static("report.css"), "script": _static("report.js"),
+    }  # fmt: skip
+    options = {key: filters.options(board, key) for key in filters.CHOICES}
     files["index.html"] = env.get_template("index.html.j2").render(
         root="", page="index", groups=groups, columns=cells.LEADERBOARD, options=options,
-        figures=_index_plots(board), min_points=MIN_POINTS, **common,
+        sections=_figures(board), min_points=MIN_POINTS, runs=runs, **common,
     )  # fmt: skip
+    book = ledger(rows)
+    book["href"] = ["models/" + slug(m) + ".html" for m in book["model"]]
+    files["ledger.csv"] = to_csv(book.drop(columns=["href"]))
     files["ledger.html"] = env.get_template("ledger.html.j2").render(
         root="", page="ledger", columns=cells.LEDGER, rows=cells.cells(book, cells.LEDGER), **common
     )
+    if not verdicts.empty:
+        files["regressions.csv"] = to_csv(verdicts)
+    files["regressions.html"] = env.get_template("regressions.html.j2").render(
+        root="", page="regressions", runs=runs, columns=REGRESSION_COLUMNS, csv=not verdicts.empty, **common
+    )
+    sources = _sources(records)
+    files["machines.csv"] = to_csv(sources)
     source_columns = auto_columns(sources)
     trust = selfcheck.table(checks)
     trust_columns = auto_columns(trust)
@@ -272,15 +443,16 @@ def build_site(
         rows=cells.cells(sources, source_columns), skipped=list(skipped), check_columns=trust_columns,
         check_rows=cells.cells(trust, trust_columns), **common,
     )  # fmt: skip
-    names = sorted({r["model"] for r in records})
+    steps_by_model: dict[str, list] = defaultdict(list)
+    for key, steps in history.histories(records).items():
+        steps_by_model[key[1][0]].append((key, steps))
     model_links = []
-    for name in names:
-        context, csvs = _model_page(records, name)
+    template = env.get_template("model.html.j2")
+    for name in sorted(by_model):
+        context, csvs = _model_page(name, by_model[name], steps_by_model.get(name, []))
         files.update({f"models/{k}": v for k, v in csvs.items()})
-        files[f"models/{slug(name)}.html"] = env.get_template("model.html.j2").render(
-            root="../", page="model", **context, **common
-        )
-        group = next((r.get("group") for r in bench_records(records) if r["model"] == name), "")
+        files[f"models/{slug(name)}.html"] = template.render(root="../", page="model", **context, **common)
+        group = next((r.get("group") for r in by_model[name] if r.get("kind", "bench") == "bench"), "")
         model_links.append({"name": name, "href": f"models/{slug(name)}.html", "group": group or ""})
     files["models.html"] = env.get_template("models.html.j2").render(
         root="", page="models", models=model_links, **common
@@ -288,21 +460,27 @@ def build_site(
     return files
 
 
-def build_page(records: list[dict]) -> str:
-    """The index page alone (kept for callers that want one string)."""
-    return build_site(records)["index.html"]
+@contextlib.contextmanager
+def _no_cycle_collection():
+    """The report makes millions of small objects (records, rows, cells, strings) and keeps most of them to
+    the end; none needs the cycle collector, which would walk the growing heap again and again (a quarter of
+    the load time at 36,000 records). Off while rendering, as it was after; reference counting still frees
+    everything."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def render_report(inputs: list[Path], out_dir: Path) -> Path:
-    """Render the report for the records in `inputs` (files or folders) into `out_dir`; returns index.html.
-
-    The index is written last, so a reader who opens it finds every page it links to.
-    """
+    """Render the report for the records in `inputs` (files or folders) into the folder `out_dir`, replacing
+    a previous report there whole (reports.site); returns its index.html. The target is checked first."""
     out_dir = Path(out_dir)
-    files = build_site(*load(inputs), selfcheck.find(inputs))
-    for name, text in sorted(files.items()):
-        if name != "index.html":
-            write_atomic(out_dir / name, text)
-    index = out_dir / "index.html"
-    write_atomic(index, files["index.html"])
-    return index
+    site.check_target(out_dir)
+    with _no_cycle_collection():
+        records, skipped = load(inputs)
+        site.write_site(build_site(records, skipped, selfcheck.find(inputs)), out_dir)
+    return out_dir / "index.html"

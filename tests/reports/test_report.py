@@ -1,9 +1,11 @@
 import csv
 import io
 import math
+from dataclasses import replace
 
 import pytest
 
+from bench.records import from_dict
 from reports.ledger import claim_in_gmacs, ledger
 from reports.render import build_site, render_report, slug
 from reports.tables import (
@@ -24,8 +26,8 @@ def recs():
 
 
 @pytest.fixture(scope="module")
-def site(recs):
-    return build_site(recs)
+def site():
+    return build_site([replace(from_dict(r), source="fixture.jsonl") for r in fixtures.records()])
 
 
 def test_pareto_mask_hand_cases():
