@@ -20,6 +20,7 @@ from bench.store import write_atomic
 from reports import cells, details, plots, selfcheck
 from reports.ledger import ledger
 from reports.load import load
+from reports.scaling import crossovers, scaling_fits
 from reports.tables import (
     bench_records,
     card_or_none,
@@ -210,6 +211,8 @@ def _model_page(records: list[dict], name: str) -> tuple[dict, dict[str, str]]:
         ("agreement", "Output agreement of each backend against eager fp32",
          details.output_agreement(records, name)),
         ("hardware", "Hardware state, roofline and memory by method", details.hardware_state(records, name)),
+        ("scaling", "Power-law fits of cost against input pixels (exponent; r2 on the log scale)",
+         scaling_fits(records, name)),
     ):  # fmt: skip
         if frame.empty:
             tables.append({"id": key, "title": title, "columns": [], "rows": [], "csv": ""})
@@ -244,7 +247,12 @@ def build_site(
         for group, rows in board.groupby("group", sort=True):
             csv = f"leaderboard-{slug(str(group))}.csv"
             files[csv] = to_csv(rows.drop(columns=["href", "miou_source"]))
-            groups.append({"name": group, "rows": cells.cells(rows, cells.LEADERBOARD), "csv": csv})
+            crossing = crossovers(records, str(group))  # where one model overtakes another
+            crossing_columns = auto_columns(crossing) if not crossing.empty else []
+            groups.append(
+                {"name": group, "rows": cells.cells(rows, cells.LEADERBOARD), "csv": csv,
+                 "crossovers": cells.cells(crossing, crossing_columns), "crossover_columns": crossing_columns}
+            )  # fmt: skip
     book = ledger(records)
     book["href"] = ["models/" + slug(m) + ".html" for m in book["model"]]
     files["ledger.csv"] = to_csv(book.drop(columns=["href"]))
