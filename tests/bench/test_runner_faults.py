@@ -158,12 +158,12 @@ def test_sigterm_and_sighup_stop_the_runner_like_ctrl_c_and_resume_reuses_its_ro
     try:
         wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 300, "the hanging worker")
         os.kill(runner.pid, signum)
-        code, _, stderr = finish(runner, 60)
+        _, stderr = runner.communicate(timeout=60)  # returns once no process holds its pipes
+        wait_for(lambda: not session_processes(runner.pid), 30, "every helper and worker to end")
     finally:
         end_session(runner.pid)
-    assert code == 128 + signum
-    assert "rerun with --resume" in stderr and "Traceback" not in stderr
-    assert not session_processes(runner.pid)
+    assert runner.returncode == 128 + signum, stderr
+    assert "rerun with --resume" in stderr and "Traceback" not in stderr, stderr
     journal = [json.loads(line) for line in (tmp_path / "sweep.jsonl.rounds").read_text().splitlines()]
     assert [(e["model"], e["process"]) for e in journal] == [("fault_tiny", 1)]
     assert out.read_text() == ""  # no cell finished its rounds: nothing half-written either
@@ -173,6 +173,8 @@ def test_sigterm_and_sighup_stop_the_runner_like_ctrl_c_and_resume_reuses_its_ro
     )
     assert code == 0, stderr
     (record,) = read(out)
+    reused = json.loads((tmp_path / "sweep.jsonl.run.json").read_text())["runs"][-1]["reused_processes"]
+    assert reused == 1, stderr
     assert record["latency_ms"]["process_medians"][0] == journal[0]["fields"]["latency_ms"]["median"]
     assert not (tmp_path / "sweep.jsonl.rounds").exists()
 
