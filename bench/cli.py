@@ -80,6 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, help="results file (default: results/<machine>/<time>-<profile>-<device>.jsonl)"
     )
     p.add_argument("--resume", action="store_true", help="skip cells already recorded in --out")
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="like --resume, and measure again the cells whose newest record failed (the old record is kept)",
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=DEFAULT_RESULTS_DIR,
+        help="results folder: structure counts, and the default --out (default: results)",
+    )
     p.add_argument("--plugins", type=_csv, default=[], help="modules to import that register extra models")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     # Scaling out (bench/launch.py): the shards as a submitit job array, waited for and merged into --out.
@@ -200,13 +211,16 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
+    import time
+
     import torch
 
     from bench import env as provenance
     from bench import spec
     from bench.conditions import AXES, parse_axis_values, parse_resolutions
-    from bench.run import calibrate, run_sweep
+    from bench.run import calibrate, run_sweep, terminate_as_interrupt
     from bench.store import Layout, check_writable, exclusive, read_records
+    from bench.structure import StructureStore
     from bench.worker import import_plugins
 
     try:
@@ -231,32 +245,42 @@ def cmd_run(args) -> int:
         raise UsageError("--device cuda: no CUDA device is available to torch on this machine")
 
     env = provenance.collect_env(device)
-    out = args.out or Layout(DEFAULT_RESULTS_DIR).sweep(env["machine"], profile.name, device, shard)
-    if out.exists() and not args.resume:
+    layout = Layout(args.results)
+    out = args.out or layout.sweep(env["machine"], profile.name, device, shard)
+    resume = args.resume or args.retry_failed
+    if out.exists() and not resume:
         raise UsageError(f"{out} exists: pass --resume to continue it, or choose another --out")
-    if args.resume and out.exists():
+    if resume and out.exists():
         read_records(out)  # an unreadable file is bad input, found before any measuring
     check_writable(out.parent)  # before calibration and the first cell, not after them
+    check_writable(layout.structure("x").parent)
 
     threads = args.threads or (provenance.available_cpus() if device == "cpu" else None)
-    with exclusive(out):
+    with exclusive(out), terminate_as_interrupt():
+        started = time.monotonic()
         print(f"segbench: {len(cells)} cells ({profile.name} profile) -> {out}", file=sys.stderr)
         precisions = tuple(dict.fromkeys(cell.execution.precision for cell in cells))
         env["calibration"] = calibrate(device, precisions, threads, profile.timeout_s)
-        counts = run_sweep(
+        summary = run_sweep(
             cells,
             out,
             env,
             profile.timing,
             args.timeout if args.timeout is not None else profile.timeout_s,
             threads,
-            resume=args.resume,
+            resume=resume,
             plugins=tuple(args.plugins),
             progress=not args.no_progress,
             shard=args.shard and "{}/{}".format(*shard),
+            rounds=profile.rounds,
+            structures=StructureStore(layout),
+            retry_failed=args.retry_failed,
+            started=started,
+            about={"profile": profile.name, "device": device, "cells": len(cells)},
         )
-    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()) if n)
-    print(f"segbench: {summary or 'nothing to do'}; results in {out}", file=sys.stderr)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts.items()) if n)
+    print(f"segbench: {summary.line()}", file=sys.stderr)
+    print(f"segbench: {counts or 'nothing to do'}; results in {out}", file=sys.stderr)
     print(out)
     return 0
 
@@ -424,9 +448,9 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"segbench: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP during a run (bench.run.Interrupted)
         print(
             "segbench: interrupted; completed cells are saved (rerun with --resume to continue)",
             file=sys.stderr,
         )
-        return 130
+        return 128 + getattr(exc, "signum", 2)

@@ -25,7 +25,9 @@ Schema history (older files are still read, `migrate`):
 
 Fields of a `bench` record, each None when not measured (see bench.worker for how each is measured):
 `latency_ms` {median, p10, p90, p99, mean, std, min, max, n, ci95 [low, high] of the median, ci_method,
-ci_confidence, ci_coverage, ci_rel (largest half-width / median), target_met, stop_reason};
+ci_confidence, ci_coverage, ci_rel (largest half-width / median), target_met, stop_reason, and for a cell
+measured in several worker processes: processes, process_medians, process_n, process_ci95,
+process_stop_reasons, ci_df, between_rel (see `Latency`)};
 `latency_samples_ms` (every timed call); `fps` (batch x 1000 / median ms); `params` (what runs at
 inference) and `params_total` (with training-only heads); `macs` (fvcore) and `macs_flop_counter`
 (torch.utils.flop_counter FLOPs / 2) with `macs_unsupported_ops`, `flop_counter_uncounted_ops`,
@@ -160,7 +162,19 @@ class Env:
 
 @dataclass(frozen=True)
 class Latency:
-    """Summary of a cell's latency samples in ms (bench.measure.stats.summarize); `extra`: other keys."""
+    """Summary of a cell's latency samples in ms; `extra`: other keys.
+
+    A cell measured in one process (every record before rounds existed) holds `summarize` of its samples:
+    `ci95` is the order-statistic interval of the median. A cell measured in several worker processes
+    (bench.run's rounds) holds bench.measure.stats.across_processes: `median` is the mean of the process
+    medians, `ci95` the interval a repeat run's median falls in (within- and between-process spread),
+    `ci_df` its degrees of freedom, `between_rel` the sweep's pooled between-process relative standard
+    deviation; `processes` is the number of processes, and `process_medians`, `process_n` (samples),
+    `process_ci95` (each process's own order-statistic interval) and `process_stop_reasons` (which rule ended
+    each process's sampling) hold one entry per process, in the order they ran; the percentiles, moments and
+    `n` pool every process's samples. `stop_reason` is the rule that ended the cell (STOP_REASONS). The
+    per-process fields are None in older records: read `process_count` (1 there).
+    """
 
     median: float
     n: int
@@ -178,7 +192,19 @@ class Latency:
     ci_method: str | None = None
     target_met: bool | None = None
     stop_reason: str | None = None
+    processes: int | None = None
+    process_medians: tuple[float, ...] | None = None
+    process_n: tuple[int, ...] | None = None
+    process_ci95: tuple[tuple[float, float], ...] | None = None
+    process_stop_reasons: tuple[str, ...] | None = None
+    ci_df: float | None = None
+    between_rel: float | None = None
     extra: dict = field(default_factory=dict)
+
+    @property
+    def process_count(self) -> int:
+        """How many worker processes measured the cell (1 for records made before rounds existed)."""
+        return self.processes or 1
 
     @classmethod
     def from_dict(cls, latency: dict) -> Latency:
@@ -191,16 +217,61 @@ class Latency:
         _check(latency, "ci95", lambda v: _interval(v), "[low, high] with low <= high")
         _check(latency, "target_met", lambda v: isinstance(v, bool), "true or false")
         _check(latency, "stop_reason", lambda v: v in STOP_REASONS, f"one of {', '.join(STOP_REASONS)}")
+        _check_processes(latency)
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         values = {k: latency[k] for k in known if latency.get(k) is not None}
-        if "ci95" in values:
-            values["ci95"] = tuple(values["ci95"])
+        for name in ("ci95", *_PER_PROCESS):
+            if name in values:
+                values[name] = _tuples(values[name])
         return cls(**values, extra={k: v for k, v in latency.items() if k not in known})
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        out["ci95"] = list(self.ci95) if self.ci95 is not None else None
+        for name in ("ci95", *_PER_PROCESS):
+            out[name] = _lists(out[name])
         return {**self.extra, **out}
+
+
+# One entry per worker process, in `Latency`, each list as long as `processes`.
+_PER_PROCESS = ("process_medians", "process_n", "process_ci95", "process_stop_reasons")
+PROCESS_STOP_REASONS = ("ci_target", "time_budget", "max_samples")
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _lists(value):
+    return [_lists(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _check_processes(latency: dict) -> None:
+    """The per-process fields of a latency summary: types, values, and one entry per process."""
+    _check(latency, "processes", lambda v: _integer(v) and v >= 1, "a positive count of processes")
+    _check(latency, "ci_df", _positive, "positive degrees of freedom")
+    _check(latency, "between_rel", _non_negative, "a non-negative number")
+    _check(latency, "process_medians", lambda v: isinstance(v, list) and all(map(_positive, v)), "ms")
+    _check(
+        latency,
+        "process_n",
+        lambda v: isinstance(v, list) and all(_integer(n) and n >= 1 for n in v),
+        "counts",
+    )
+    _check(latency, "process_ci95", lambda v: isinstance(v, list) and all(map(_interval, v)), "intervals")
+    _check(
+        latency,
+        "process_stop_reasons",
+        lambda v: isinstance(v, list) and all(r in PROCESS_STOP_REASONS for r in v),
+        f"a list of {', '.join(PROCESS_STOP_REASONS)}",
+    )
+    count = latency.get("processes")
+    for name in _PER_PROCESS:
+        value = latency.get(name)
+        if value is not None and len(value) != (count or 0):
+            raise RecordError(f"field {name!r} has {len(value)} entries; expected one per process ({count})")
+    counts = latency.get("process_n")
+    if counts is not None and _integer(latency.get("n")) and sum(counts) != latency["n"]:
+        raise RecordError(f"field 'process_n' sums to {sum(counts)}; expected n = {latency['n']}")
 
 
 def _interval(value) -> bool:

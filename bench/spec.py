@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from itertools import product
 
 import zoo
@@ -19,6 +19,8 @@ from bench.measure.latency import TimingPolicy
 
 # An axis value resolved per model: the precision its paper's speed claim was measured in.
 CARD_PRECISION = "card"
+# Card claims whose input size is a size the papers time at.
+SPEED_METRICS = ("fps", "latency_ms")
 
 # Values for some axes of `Execution` (axis name -> values to cross); an axis not named keeps its default.
 Axes = dict[str, tuple]
@@ -41,9 +43,38 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class RoundsPolicy:
+    """How many worker processes (rounds) measure each cell, and where the sweep's time goes (bench.run).
+
+    Every cell is measured in `min_rounds` processes, one per round, each round over all the sweep's cells.
+    A cell whose repeat interval (bench.measure.stats.across_processes) is then within `target_rel` of its
+    median is done ("ci_target"); the others get another process per round, up to `max_rounds` ("rounds"),
+    while the sweep's wall time stays within `budget_s` ("sweep_budget" for a cell that did not fit; None:
+    no limit). So the time that converged cells do not take goes to the cells that need it.
+    """
+
+    min_rounds: int = 2
+    max_rounds: int = 4
+    target_rel: float = 0.05
+    budget_s: float | None = None
+
+    def __post_init__(self):
+        if not 1 <= self.min_rounds <= self.max_rounds:
+            raise ValueError(f"rounds need 1 <= min_rounds <= max_rounds: {self}")
+        if not self.target_rel > 0 or (self.budget_s is not None and not self.budget_s >= 0):
+            raise ValueError(f"target_rel must be positive and budget_s non-negative: {self}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Profile:
     """A named sweep: input sizes per model group (None: each model's paper size), condition axes per device,
-    a timing policy and a per-cell time limit."""
+    a timing policy per worker process, a rounds policy per cell and a per-process time limit.
+
+    `paper_sizes_on`: devices on which each group's sizes also include every input size its models' cards
+    state (the model's own and its speed claims'), so that a GPU sweep reaches the sizes papers report."""
 
     name: str
     description: str
@@ -51,16 +82,23 @@ class Profile:
     timing: TimingPolicy
     timeout_s: float
     axes: dict[str, Axes] = field(default_factory=lambda: {"cpu": {}, "cuda": {}})
+    rounds: RoundsPolicy = field(default_factory=RoundsPolicy)
+    paper_sizes_on: tuple[str, ...] = ()
 
 
 # CUDA sweeps state cuDNN autotuning and TF32 rather than inherit torch's defaults.
 _CUDA_DEFAULT: Axes = {"cudnn_benchmark": (False,), "tf32": (False,)}
 
+# The quick profile's budget: the whole zoo (60 cells) within 10 minutes on 2 CPU cores, most of it inside
+# timed forwards. Two processes per cell are the fixed cost (set-up: start, build, first forward); each
+# process samples at least 4x its set-up (`setup_ratio`), until its median is known to 3% or for 4.5 s; a
+# cell stops once its repeat interval is within 5%, else it gets a third process while the sweep is within
+# 560 s. (Simulated on the committed quick sweep's samples: about 575 s, 78% in timed forwards.)
 PROFILES = {
     "quick": Profile(
         name="quick",
         description="CPU smoke sweep: every model once at a small input, short timing; the embedded default",
-        # One size per group keeps the whole zoo within 10 minutes on 2 cores; `full` sweeps resolutions.
+        # One size per group keeps the whole zoo within 10 minutes on 2 cores; `scaling` sweeps resolutions.
         resolutions={
             "backbone": ((224, 224),),
             "portrait": ((224, 224),),
@@ -68,10 +106,47 @@ PROFILES = {
             "semantic": ((256, 512),),  # Cityscapes' aspect ratio at a quarter of 512x1024
         },
         timing=TimingPolicy(
-            warmup_iters=1, warmup_s=0.3, warmup_max_s=1.5, min_samples=5, min_time_s=0.5, max_time_s=3.0
+            warmup_iters=1,
+            warmup_s=0.1,
+            stable_window=3,
+            warmup_max_s=0.6,
+            min_samples=5,
+            min_time_s=0.5,
+            max_time_s=4.5,
+            ci_target_rel=0.03,
+            setup_ratio=4.0,
         ),
         timeout_s=300.0,
         axes={"cpu": {}, "cuda": _CUDA_DEFAULT},
+        rounds=RoundsPolicy(min_rounds=2, max_rounds=3, target_rel=0.05, budget_s=560.0),
+    ),
+    "scaling": Profile(
+        name="scaling",
+        description="a resolution grid per group (cost against input size, crossovers); on CUDA also every "
+        "input size the group's papers state",
+        # Chosen so that the whole zoo takes about an hour on 2 CPU cores (latency grows with pixels, and
+        # the dilated ResNets of `semantic` take seconds per forward at 512x1024 already).
+        resolutions={
+            "backbone": ((224, 224), (320, 320), (416, 416), (512, 512)),
+            "portrait": ((192, 192), (256, 256), (384, 384), (512, 512)),
+            "realtime": ((360, 480), (512, 1024), (768, 1536), (1024, 2048)),
+            "semantic": ((256, 512), (384, 768), (512, 1024)),
+        },
+        timing=TimingPolicy(
+            warmup_iters=1,
+            warmup_s=0.2,
+            stable_window=3,
+            warmup_max_s=0.6,
+            min_samples=5,
+            min_time_s=0.5,
+            max_time_s=8.0,
+            ci_target_rel=0.02,
+            setup_ratio=3.0,
+        ),
+        timeout_s=900.0,
+        axes={"cpu": {}, "cuda": {**_CUDA_DEFAULT, "cudnn_benchmark": (True,)}},
+        rounds=RoundsPolicy(min_rounds=2, max_rounds=3, target_rel=0.05, budget_s=3600.0),
+        paper_sizes_on=("cuda",),
     ),
     "paper": Profile(
         name="paper",
@@ -247,6 +322,25 @@ def executions(model: str, sizes, device: str, axes: Axes) -> list[Execution]:
     return list(out.values())
 
 
+def paper_sizes(group: str) -> tuple[tuple[int, int], ...]:
+    """Every input size the cards of `group`'s models state (each model's own and its speed claims'),
+    smallest first."""
+    sizes = set()
+    for name in zoo.list_models(group):
+        card = zoo.get_card(name)
+        sizes.add(tuple(card.input_hw))
+        sizes.update(tuple(r.input_hw) for r in card.reported if r.input_hw and r.metric in SPEED_METRICS)
+    return tuple(sorted(sizes, key=lambda hw: (hw[0] * hw[1], hw)))
+
+
+def profile_sizes(profile: Profile, group: str, device: str) -> tuple[tuple[int, int], ...]:
+    """The profile's input sizes for a group on a device (empty: each model's own size)."""
+    sizes = tuple((profile.resolutions or {}).get(group, ()))
+    if device in profile.paper_sizes_on and group in zoo.GROUPS:
+        sizes = tuple(dict.fromkeys(sizes + paper_sizes(group)))
+    return sizes
+
+
 def build_cells(
     profile: Profile,
     models: list[str] | None = None,
@@ -262,8 +356,8 @@ def build_cells(
     cells = []
     for name in names:
         # The profile's sizes for the model's group, else the card's (a library model: the library's) size.
-        by_group = profile.resolutions or {}
-        sizes = resolutions or by_group.get(zoo.model_group(name)) or (zoo.default_input_hw(name),)
+        group_sizes = profile_sizes(profile, zoo.model_group(name), device)
+        sizes = resolutions or group_sizes or (zoo.default_input_hw(name),)
         cells += [Cell(name, execution) for execution in executions(name, sizes, device, axes)]
     return cells if models else with_reference(cells)
 

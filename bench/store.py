@@ -10,6 +10,10 @@ Layout (`Layout(root)`; every name built from a results field goes through `safe
     results/selfcheck/<machine>/<check>.json                            self-checks of the harness
     results/trained/<model>_<dataset>.pt (+ .pt.json sidecar, .pt.log)  checkpoints trained here
 
+Beside a sweep's results file (`sidecar`): `<file>.rounds`, the journal of its worker processes (JSON Lines,
+kept only while the sweep is unfinished, for --resume), and `<file>.run.json`, each invocation's summary
+(wall time, time in timed forwards, efficiency, stop rules). Neither is named *.jsonl: they are not results.
+
 Records files are JSON Lines, one record per line, appended as whole fsync'ed lines under an exclusive lock
 (two runs never write one file). A crash can at worst leave a torn last line: the reader skips a last line
 that does not parse, and the next append cuts it off. A last line that parses but lacks its newline (a file
@@ -28,7 +32,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -47,6 +51,12 @@ def safe_name(text: str, limit: int = MAX_NAME) -> str:
     if safe == text and 0 < len(text) <= limit:
         return text
     return f"{safe[:limit] or 'x'}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+
+def sidecar(results: Path, what: str) -> Path:
+    """A file kept beside results file `results`: `<name>.<what>` (see the module docstring)."""
+    results = Path(results)
+    return results.with_name(f"{results.name}.{what}")
 
 
 def utc_stamp(when: dt.datetime | None = None) -> str:
@@ -159,9 +169,24 @@ def save_torch(obj, path: Path) -> None:
     write_atomic(path, buffer.getvalue())
 
 
-def _end_last_line(f) -> None:
-    """Make the file end at a record boundary before appending: a last line without its newline is ended
-    when it is a complete record, and cut off when it is torn (does not parse)."""
+def _is_record(line: str) -> bool:
+    try:
+        parse_line(line)
+    except RecordError:
+        return False
+    return True
+
+
+def _is_json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def _end_last_line(f, complete: Callable[[str], bool] = _is_record) -> None:
+    """Make the file end at a line boundary before appending: a last line without its newline is ended
+    when it is `complete` (a whole record, by default), and cut off when it is torn."""
     size = f.seek(0, os.SEEK_END)
     if size == 0:
         return
@@ -179,25 +204,54 @@ def _end_last_line(f) -> None:
         pos = start
     f.seek(start_of_line)
     try:
-        parse_line(f.read(size - start_of_line).decode("utf-8"))
-    except (RecordError, UnicodeDecodeError):
+        whole = complete(f.read(size - start_of_line).decode("utf-8"))
+    except UnicodeDecodeError:
+        whole = False
+    if not whole:
         f.truncate(start_of_line)
         return
     f.seek(0, os.SEEK_END)
     f.write(b"\n")
 
 
-def append_record(path: Path, record: Record) -> None:
-    """Append one record as one line, durably."""
+def _append_line(path: Path, line: str, complete: Callable[[str], bool]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = (record.to_json() + "\n").encode("utf-8")
     with open(path, "ab+") as f:
-        _end_last_line(f)
+        _end_last_line(f, complete)
         f.seek(0, os.SEEK_END)
-        f.write(line)
+        f.write((line + "\n").encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
+
+
+def append_record(path: Path, record: Record) -> None:
+    """Append one record as one line, durably."""
+    _append_line(path, record.to_json(), _is_record)
+
+
+def append_json(path: Path, document: dict) -> None:
+    """Append one JSON object as one line, durably (a sweep's rounds journal); the same torn-line rules."""
+    _append_line(path, json.dumps(document, sort_keys=True, allow_nan=False), _is_json_object)
+
+
+def read_json_lines(path: Path) -> list[dict]:
+    """The JSON objects of a file written by `append_json`; a torn last line is skipped, any other bad line
+    is a UsageError naming the file and the line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    lines = text.split("\n")
+    documents = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if _is_json_object(line):
+            documents.append(json.loads(line))
+        elif not (number == len(lines) and not text.endswith("\n")):
+            raise UsageError(f"{path}:{number}: not a JSON object")
+    return documents
 
 
 @contextlib.contextmanager
@@ -285,18 +339,20 @@ def load(inputs: Iterable[Path]) -> tuple[list[Record], list[Path]]:
 def merge_results(files: list[Path], out: Path) -> int:
     """Write the records of `files` (e.g. the shards of one sweep) to the new file `out`, atomically.
 
-    A cell measured twice on one machine is an error (shards overlap, or two sweeps were mixed): merging
-    must never pick one number silently. Returns the number of records written."""
+    A cell measured on one machine in two files is an error (shards overlap, or two sweeps were mixed):
+    merging must never pick one number silently. Within one file a cell may have several records (a failed
+    cell measured again with `run --retry-failed`): they are that file's history, copied as they are, and
+    readers take the newest. Returns the number of records written."""
     out = Path(out)
     if out.exists():
         raise UsageError(f"{out} exists: merge writes a new file")
-    records, seen = [], {}
-    for path in files:
+    records, seen = [], {}  # cell -> (index of the file it is in, that file)
+    for index, path in enumerate(files):
         for record in read_records(path):
             key = (record.machine, *record.key)
-            if key in seen:
-                raise UsageError(f"{path}: cell {record.label()} is also in {seen[key]}; refusing to merge")
-            seen[key] = path
+            first, where = seen.setdefault(key, (index, path))
+            if first != index:
+                raise UsageError(f"{path}: cell {record.label()} is also in {where}; refusing to merge")
             records.append(record)
     write_atomic(out, "".join(r.to_json() + "\n" for r in records))
     return len(records)

@@ -55,18 +55,23 @@ def structure_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def _build(name: str, input_hw: tuple[int, int], batch: int) -> tuple[torch.nn.Module, torch.Tensor]:
+def _build(
+    name: str, input_hw: tuple[int, int], batch: int, device: str = "cpu"
+) -> tuple[torch.nn.Module, torch.Tensor]:
     torch.manual_seed(0)
-    return zoo.create_inference_model(name), torch.randn(batch, 3, *input_hw)
+    return zoo.create_inference_model(name).to(device), torch.randn(batch, 3, *input_hw, device=device)
 
 
-def measure_structure(name: str, input_hw: tuple[int, int], batch: int = 1, model=None) -> StructureRecord:
-    """Count one model's structure at `input_hw` and `batch` (a seeded CPU build unless `model` is given);
-    a failure (a model that cannot run at this size) is a record with status "error"."""
+def measure_structure(
+    name: str, input_hw: tuple[int, int], batch: int = 1, model=None, device: str = "cpu"
+) -> StructureRecord:
+    """Count one model's structure at `input_hw` and `batch` (a seeded build on `device` unless `model` is
+    given: the counts do not depend on the device, the time to make them does); a failure (a model that
+    cannot run at this size) is a record with status "error"."""
     if model is None:
-        model, x = _build(name, input_hw, batch)
+        model, x = _build(name, input_hw, batch, device)
     else:
-        x = torch.randn(batch, 3, *input_hw)
+        x = torch.randn(batch, 3, *input_hw, device=device)
     record = {
         "schema_version": SCHEMA_VERSION,
         "kind": "structure",
@@ -108,6 +113,16 @@ class StructureStore:
     def find(self, name: str, digest: str, input_hw, batch: int = 1) -> StructureRecord | None:
         return self._of(name).get(("structure", name, digest, tuple(input_hw), batch))
 
+    def known_digests(self, name: str, input_hw, batch: int = 1) -> frozenset[str]:
+        """The digests of the model's structures already counted at this input size and batch."""
+        hw = tuple(input_hw)
+        return frozenset(r.digest for r in self._of(name).values() if r.input_hw == hw and r.batch == batch)
+
+    def add(self, record: StructureRecord) -> None:
+        """Keep a count made elsewhere (a sweep's worker process) in the store."""
+        append_record(self.layout.structure(record.model), record)
+        self._of(record.model)[record.key] = record
+
     def ensure(self, name: str, input_hw, batch: int = 1) -> tuple[StructureRecord, bool]:
         """The model's structure at this size, counted now unless a record with its digest exists;
         (record, whether it was counted now). A new count is appended to the store."""
@@ -116,6 +131,5 @@ class StructureStore:
         if found is not None:
             return found, False
         record = measure_structure(name, tuple(input_hw), batch, model=model)
-        append_record(self.layout.structure(name), record)
-        self._of(name)[record.key] = record
+        self.add(record)
         return record, True

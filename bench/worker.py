@@ -1,33 +1,32 @@
-"""Measuring one cell, inside its own worker process (see bench.run for the isolation).
+"""Measuring one cell, inside one worker process (bench.isolation); a cell is measured in several such
+processes, one per round of the sweep (bench.run), which combines them.
 
 Order matters: peak memory is taken over model construction, backend setup and the first forward in a fresh
-process, before timing, the reference forward and FLOP counting can inflate the high-water mark.
+process, before timing, the reference forward and structure counting can inflate the high-water mark. The
+first forward is also the first warm-up call. What the model is (params, MACs by both counters, output
+shape) does not depend on the process: it is counted once per model, input and batch (bench.structure),
+after the timing, and only when the runner's structure store has no count for this model's digest.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import time
 
 import torch
 
 import zoo
 from bench.measure.agreement import output_agreement, reference_output
 from bench.measure.backends import apply_global_flags, prepare
-from bench.measure.calibration import (
-    ADJACENT_POLICY,
-    calibration_samples,
-    calibration_summary,
-    time_calibration,
-)
-from bench.measure.flops import flop_report
+from bench.measure.calibration import PROCESS_POLICY, calibration_samples, time_calibration
 from bench.measure.hardware import HardwareMonitor
 from bench.measure.latency import TimingPolicy, call_timer, sample_latency, timer_name
 from bench.measure.memory import PeakMemory
-from bench.measure.params import count_params
 from bench.measure.roofline import measure_peaks
 from bench.measure.stats import summarize
 from bench.spec import Cell
+from bench.structure import measure_structure, structure_digest
 
 
 def import_plugins(modules: tuple[str, ...]) -> None:
@@ -75,20 +74,39 @@ def reference_output_of(cell: Cell, device: torch.device) -> torch.Tensor:
     return reference_output(*_build(cell, device))
 
 
-def measure_cell(cell: Cell, policy: TimingPolicy, threads: int | None = None) -> dict:
-    """All measurements of one cell, as record fields."""
+def measure_cell(
+    cell: Cell,
+    policy: TimingPolicy,
+    threads: int | None = None,
+    started: float | None = None,
+    agreement: bool = True,
+    known_structures: frozenset[str] | None = None,
+) -> dict:
+    """One worker process's measurements of `cell`, as fields that bench.run combines over processes.
+
+    `started`: `time.monotonic()` when the runner started this process, so that its set-up time (start,
+    build, first forward) is known and the sampling is at least `policy.setup_ratio` times as long
+    (`TimingPolicy.for_setup`). `agreement`: compare the output with a fresh eager fp32 build (once per
+    cell is enough). `known_structures`: None to skip structure; else the digests already counted at this
+    input and batch: the model's digest is returned as `structure_digest`, and unless it is among them the
+    structure is counted after the timing and returned as `structure` (a StructureRecord's dict).
+    """
+    started = time.monotonic() if started is None else started
     execution = cell.execution.validate()
     device = torch.device(execution.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA requested but torch.cuda.is_available() is False on this machine")
     flags = apply_global_flags(execution, threads)
     zoo.check_model(cell.model)  # imports a library model's library now, outside the memory peak
+    timer = call_timer(device)
 
     with PeakMemory(device) as memory:
         model, x = _build(cell, device)
         runner = prepare(model, x, execution, threads)  # compile/export/capture: timed apart, as setup_s
-        output = runner()
-    output_shape = list(output.shape)
+        first = {}
+        first_ms = timer(lambda: first.setdefault("output", runner()))
+    output = first["output"]
+    digest = structure_digest(model) if known_structures is not None else None
 
     gpu_index = (
         (device.index if device.index is not None else torch.cuda.current_device())
@@ -96,22 +114,20 @@ def measure_cell(cell: Cell, policy: TimingPolicy, threads: int | None = None) -
         else None
     )
     monitor = HardwareMonitor(gpu_index) if device.type == "cuda" else contextlib.nullcontext()
-    # The calibration workload is timed right before and after the cell, so that `segbench compare` can
+    # The calibration workload is timed right before and after the sampling, so that `segbench compare` can
     # divide out what the machine did meanwhile (a noisy neighbour, a clock change).
-    calibration = calibration_samples(device, threads, ADJACENT_POLICY)
+    calibration = calibration_samples(device, threads, PROCESS_POLICY)
+    setup_s = time.monotonic() - started
     with monitor:
-        samples, timing = sample_latency(runner, policy, call_timer(device))
-    calibration += calibration_samples(device, threads, ADJACENT_POLICY)
+        samples, timing = sample_latency(runner, policy.for_setup(setup_s), timer, first_ms=first_ms)
+    calibration += calibration_samples(device, threads, PROCESS_POLICY)
     latency = summarize(samples, confidence=policy.confidence, target_rel=policy.ci_target_rel)
     latency["stop_reason"] = timing.pop("stop_reason")
 
     fields = {
-        "params": count_params(model, include_aux=False),  # what runs at inference
-        "params_total": count_params(model),  # with training-only heads
-        "output_shape": output_shape,
+        "output_shape": list(output.shape),
         "latency_ms": latency,
         "latency_samples_ms": [round(s, 4) for s in samples],
-        "fps": execution.batch * 1000.0 / latency["median"],
         "peak_mem_mb": round(memory.peak_mb, 2),
         "peak_mem_method": memory.method,
         "memory": memory.details,
@@ -122,14 +138,26 @@ def measure_cell(cell: Cell, policy: TimingPolicy, threads: int | None = None) -
             else None
         ),
         "compile_s": round(runner.setup_s, 3),
-        "calibration": calibration_summary(calibration, torch.get_num_threads(), device),
+        "calibration_samples_ms": [round(s, 4) for s in calibration],
         "agreement": None,
         "conditions": {**conditions(cell, runner, flags), **timing, "timing_policy": policy.as_dict()},
+        "process": {"setup_s": round(setup_s, 4), "first_call_ms": round(first_ms, 4), **timing},
+        "structure_digest": digest,
+        "structure": None,
     }
-    if not execution.is_reference:
+    if agreement and not execution.is_reference:
         fields["agreement"] = output_agreement(reference_output_of(cell, device), output.float())
-    # FLOP counting traces the eager model; its failure must not lose the timing above.
-    fields.update(flop_report(model, x))
+    if digest is not None and digest not in known_structures:
+        del model, runner, output, first  # the count builds its own seeded eager model, on this device
+        begin = time.monotonic()
+        try:
+            record = measure_structure(
+                cell.model, execution.input_hw, execution.batch, device=execution.device
+            )
+            fields["structure"] = record.to_dict()
+        except Exception as exc:  # noqa: BLE001 - the timing stands; the next cell of this model counts again
+            fields["process"]["structure_error"] = one_line(exc)
+        fields["process"]["structure_s"] = round(time.monotonic() - begin, 3)
     return fields
 
 

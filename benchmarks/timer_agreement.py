@@ -20,7 +20,14 @@ loop). Compare mode pairs the ok cells of two results files of the same profile 
 the per-model ratios of medians is within 5% of 1. It also gives the same figure after dividing each cell's
 ratio by the ratio of the calibration workload timed beside that cell (`record["calibration"]`, the rule of
 `segbench compare`): on a shared virtual machine whose host speed drifts between runs, the raw figure measures
-the drift and the normalised one the harness. The verdict (and exit status) is the raw figure's.
+the drift and the normalised one the harness. The verdict is the raw figure's.
+
+Compare mode also checks that the intervals hold across runs (issue 15's calibration self-check): the share
+of paired cells whose median in B lies inside A's 95% interval (`latency_ms.ci95`: for a cell measured in
+several worker processes, the interval a repeat run's median falls in, bench.measure.stats), PASS at 90% or
+more; and it reports each run's interval half-widths (the share of cells within 5% of their median) and its
+sweep efficiency (from the run summary beside each results file, bench.run). The exit status is 1 unless
+both the repeatability and the calibration pass.
 
 The output JSON (written atomically) holds the raw medians of every round, the threads, the policy and
 `bench.env.collect_env`; a short table goes to stdout. Exit status: 0 PASS, 1 FAIL, 2 bad input.
@@ -29,6 +36,7 @@ The output JSON (written atomically) holds the raw medians of every round, the t
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -45,13 +53,15 @@ from bench.conditions import parse_resolution  # noqa: E402
 from bench.env import collect_env  # noqa: E402
 from bench.errors import UsageError  # noqa: E402
 from bench.measure.latency import TimingPolicy, call_timer, sample_latency, timer_name  # noqa: E402
-from bench.measure.stats import summarize  # noqa: E402
+from bench.measure.stats import inside_share, summarize  # noqa: E402
 from bench.records import BenchRecord  # noqa: E402
 from bench.spec import PROFILES, check_models  # noqa: E402
-from bench.store import Layout, read_records, write_json  # noqa: E402
+from bench.store import Layout, read_records, sidecar, write_json  # noqa: E402
 
 DEFAULT_MODELS = "mobilenetv2@224x224,bisenetv2@360x480,fastscnn@360x480"
 TOLERANCE = {"timer": 0.05, "event_loop": 0.02, "repeat_runs": 0.05}
+CALIBRATION_TARGET = 0.90  # share of a second run's medians inside the first run's 95% intervals
+WIDTH_TARGET = 0.05  # interval half-width / median that counts as precise (issue 15)
 RESULTS = Layout(Path(__file__).resolve().parent.parent / "results")
 
 
@@ -197,6 +207,49 @@ def spread(per_model: dict[str, float]) -> dict:
     }
 
 
+def interval_widths(records: dict[tuple, BenchRecord]) -> dict:
+    """The cells' interval half-widths relative to their medians: median, p90, the share within
+    WIDTH_TARGET, and how many worker processes measured the cells."""
+    widths = sorted(r.latency.ci_rel for r in records.values() if r.latency.ci_rel is not None)
+    processes = [r.latency.process_count for r in records.values()]
+    return {
+        "cells": len(widths),
+        "median": statistics.median(widths) if widths else None,
+        "p90": widths[(len(widths) * 9) // 10] if widths else None,
+        "share_within": sum(w <= WIDTH_TARGET for w in widths) / len(widths) if widths else None,
+        "within": WIDTH_TARGET,
+        "processes_per_cell": statistics.fmean(processes) if processes else None,
+    }
+
+
+def calibration(a: dict[tuple, BenchRecord], b: dict[tuple, BenchRecord], shared: list[tuple]) -> dict:
+    """The share of cells whose median in B lies inside A's 95% interval, and the cells outside."""
+    pairs = {
+        key: (tuple(a[key].latency.ci95), b[key].latency.median) for key in shared if a[key].latency.ci95
+    }
+    if not pairs:
+        return {"cells": 0, "share": None, "target": CALIBRATION_TARGET, "pass": False, "outside": []}
+    outside = [a[key].label() for key, ((low, high), median) in pairs.items() if not low <= median <= high]
+    share = inside_share(list(pairs.values()))
+    return {
+        "cells": len(pairs),
+        "inside": len(pairs) - len(outside),
+        "share": share,
+        "target": CALIBRATION_TARGET,
+        "pass": share >= CALIBRATION_TARGET,
+        "outside": outside,
+    }
+
+
+def sweep_runs(path: Path) -> list[dict]:
+    """The run summaries bench.run keeps beside a results file (wall time, efficiency...); [] without."""
+    summary = sidecar(path, "run.json")
+    try:
+        return json.loads(summary.read_text(encoding="utf-8"))["runs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
 def run_compare(path_a: Path, path_b: Path) -> dict:
     a, b = ok_medians(path_a), ok_medians(path_b)
     shared = sorted(set(a) & set(b), key=str)
@@ -247,6 +300,9 @@ def run_compare(path_a: Path, path_b: Path) -> dict:
             if normalised
             else None
         ),
+        "interval_calibration": calibration(a, b, shared),
+        "interval_widths": {"a": interval_widths(a), "b": interval_widths(b)},
+        "sweeps": {"a": sweep_runs(path_a), "b": sweep_runs(path_b)},
     }
 
 
@@ -272,6 +328,26 @@ def print_table(result: dict) -> None:
                 f"(p10..p90 {normalised['ratio_p10_p90'][0]:.3f}..{normalised['ratio_p10_p90'][1]:.3f}); "
                 f"within {result['tolerance']:.0%}: {'PASS' if normalised['pass'] else 'FAIL'}"
             )
+        check = result["interval_calibration"]
+        if check["cells"]:
+            print(
+                f"intervals: {check['inside']} of {check['cells']} B medians inside A's 95% interval "
+                f"({check['share']:.0%}; target {check['target']:.0%}): {'PASS' if check['pass'] else 'FAIL'}"
+            )
+        for run, widths in result["interval_widths"].items():
+            if widths["cells"]:
+                print(
+                    f"run {run.upper()}: interval half-width median {widths['median']:.1%}, p90 "
+                    f"{widths['p90']:.1%}; {widths['share_within']:.0%} of {widths['cells']} cells within "
+                    f"{widths['within']:.0%}; {widths['processes_per_cell']:.2f} processes per cell"
+                )
+        for run, sweeps in result["sweeps"].items():
+            for sweep in sweeps:
+                if sweep.get("efficiency") is not None:
+                    print(
+                        f"run {run.upper()}: sweep efficiency {sweep['efficiency']:.0%} "
+                        f"({sweep['timed_s']:.0f} s of {sweep['wall_s']:.0f} s wall)"
+                    )
         return
     print(
         f"device {result['device']}, threads {result['threads']}, policy {result['policy_name']}, "
@@ -339,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out, result)
     print_table(result)
     print(f"wrote {out}")
-    return 0 if result["pass"] else 1
+    calibrated = result.get("interval_calibration", {}).get("pass", True)
+    return 0 if result["pass"] and calibrated else 1
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from bench.store import safe_name
 from reports import cells, details, filters, history, plots, selfcheck, site
 from reports.ledger import ledger
 from reports.load import as_row, load
+from reports.scaling import crossovers, scaling_fits
 from reports.tables import card_or_none, leaderboard, miou_points, model_history
 
 _TEMPLATES = Path(__file__).parent / "templates"
@@ -316,6 +317,8 @@ def _model_page(name: str, rows: list[dict], cells_of_model) -> tuple[dict, dict
         ("agreement", "Output agreement of each backend against eager fp32",
          details.output_agreement(rows, name)),
         ("hardware", "Hardware state, roofline and memory by method", details.hardware_state(rows, name)),
+        ("scaling", "Power-law fits of cost against input pixels (exponent; r2 on the log scale)",
+         scaling_fits(rows, name)),
     ):  # fmt: skip
         if frame.empty:
             tables.append({"id": key, "title": title, "columns": [], "rows": [], "csv": ""})
@@ -408,8 +411,12 @@ def build_site(
         for group, part in board.groupby("group", sort=True):
             csv = f"leaderboard-{slug(str(group))}.csv"
             files[csv] = to_csv(part.drop(columns=["href", "miou_source"]))
+            crossing = crossovers(rows, str(group))  # where one model overtakes another as the input grows
+            crossing_columns = auto_columns(crossing) if not crossing.empty else []
             groups.append({"name": group, "id": slug(str(group)), "csv": csv,
-                           "rows": _rows(part, cells.LEADERBOARD, filterable=True)})  # fmt: skip
+                           "rows": _rows(part, cells.LEADERBOARD, filterable=True),
+                           "crossovers": cells.cells(crossing, crossing_columns),
+                           "crossover_columns": crossing_columns})  # fmt: skip
     runs, verdicts = _regressions(records)
     common = {
         "n_records": len(records), "reference": REFERENCE_MODEL, "generator": site.GENERATOR,

@@ -68,6 +68,11 @@ def _repeat_row(doc: dict) -> dict:
     figures = f"median per-model B/A {_spread(doc)} over {doc['models_paired']} models"
     if normalised:
         figures += f"; calibration-normalised {_spread(normalised)}: {_verdict(normalised['pass'])}"
+    intervals = doc.get("interval_calibration") or {}
+    if intervals.get("cells"):  # the second run's medians inside the first's 95% intervals
+        figures += (
+            f"; B medians inside A's 95% intervals: {intervals['share']:.0%} ({_verdict(intervals['pass'])})"
+        )
     return {
         "machine": ", ".join(str(m) for m in doc["machines"]),
         "check": "two sweeps of the same profile, cell by cell",

@@ -10,11 +10,17 @@ The protocol (`TimingPolicy`, `sample_latency`):
    clocks ramping up) make the first calls slow, and not only the first one. So after a minimum
    (`warmup_iters` calls and `warmup_s` seconds) the warm-up goes on until the median of the last
    `stable_window` call times is within `stable_rel` of the median of the window before it, or until
-   `warmup_max_s` seconds of warm-up have passed (then `warmup_stable` is False in the info).
+   `warmup_max_s` seconds of warm-up have passed (then `warmup_stable` is False in the info). A call made
+   before (the worker's first forward, which measures peak memory) counts as the first warm-up call
+   (`first_ms`), so a model whose one call outlasts the warm-up budget is not called again before sampling.
 2. Sampling. Every call is one sample; all are kept. Sampling stops at the first of:
    - "ci_target": at least `min_samples` samples over at least `min_time_s`, and the `confidence` interval
      of the median (bench.measure.stats) is within `ci_target_rel` of the median. It is checked at
-     `min_samples` and then every `check_every` samples, which keeps the check's cost (a sort) negligible;
+     `min_samples` and then every `check_every` samples, which keeps the check's cost (a sort) negligible.
+     `for_setup` raises `min_time_s` to `setup_ratio` times the process's set-up time (capped at
+     `max_time_s`), so that getting ready (process start, model build, first forward) takes at most
+     1 / (1 + setup_ratio) of a worker process's time: a process that converges quickly still spends most
+     of its time measuring (bench.run's sweep efficiency);
    - "max_samples": `max_samples` samples;
    - "time_budget": `max_time_s` seconds of sampling (the per-cell time budget).
    It always takes at least 3 samples so that a spread exists.
@@ -22,10 +28,11 @@ The protocol (`TimingPolicy`, `sample_latency`):
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
@@ -50,11 +57,13 @@ class TimingPolicy:
     ci_target_rel: float = 0.01
     confidence: float = 0.95
     check_every: int = 5
+    setup_ratio: float = 0.0
 
     def __post_init__(self):
         if min(self.warmup_iters, self.min_samples, self.max_samples) < 0:
             raise ValueError(f"iteration counts must not be negative: {self}")
-        if min(self.warmup_s, self.warmup_max_s, self.min_time_s, self.max_time_s, self.stable_rel) < 0:
+        times = (self.warmup_s, self.warmup_max_s, self.min_time_s, self.max_time_s, self.stable_rel)
+        if min(*times, self.setup_ratio) < 0 or not all(map(math.isfinite, (*times, self.setup_ratio))):
             raise ValueError(f"times and tolerances must not be negative: {self}")
         if self.stable_window < 1 or self.check_every < 1:
             raise ValueError(f"stable_window and check_every must be at least 1: {self}")
@@ -63,6 +72,12 @@ class TimingPolicy:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def for_setup(self, setup_s: float) -> TimingPolicy:
+        """This policy for a process that took `setup_s` seconds to get ready: `min_time_s` at least
+        `setup_ratio` x `setup_s`, never above `max_time_s` (see the module docstring)."""
+        floor = min(self.setup_ratio * max(setup_s, 0.0), self.max_time_s)
+        return replace(self, min_time_s=max(self.min_time_s, floor))
 
 
 def cpu_call_ms(fn: Callable[[], object]) -> float:
@@ -104,23 +119,26 @@ def warm_up(
     policy: TimingPolicy,
     time_call: Callable[[Callable[[], object]], float],
     clock: Callable[[], float],
+    first_ms: float | None = None,
 ) -> dict:
-    """Call `fn` until its time is stable or the warm-up budget is spent.
+    """Call `fn` until its time is stable or the warm-up budget is spent; `first_ms`: the time of a call
+    made before, counted as the first warm-up call (its time included in the budgets).
 
-    Returns {warmup_iters, warmup_s, warmup_stable}.
+    Returns {warmup_iters (calls made here), warmup_s (their time), warmup_stable}.
     """
     t0 = clock()
-    times: list[float] = []
+    times = [] if first_ms is None else [first_ms]
+    before_s = 0.0 if first_ms is None else first_ms / 1000.0
     stable = False
     while True:
+        elapsed = before_s + clock() - t0
+        if len(times) >= policy.warmup_iters and elapsed >= policy.warmup_s:
+            stable = is_stable(times, policy.stable_window, policy.stable_rel)
+            if stable or elapsed >= policy.warmup_max_s:
+                break
         times.append(time_call(fn))
-        elapsed = clock() - t0
-        if len(times) < policy.warmup_iters or elapsed < policy.warmup_s:
-            continue
-        stable = is_stable(times, policy.stable_window, policy.stable_rel)
-        if stable or elapsed >= policy.warmup_max_s:
-            break
-    return {"warmup_iters": len(times), "warmup_s": round(clock() - t0, 4), "warmup_stable": stable}
+    made = len(times) - (first_ms is not None)
+    return {"warmup_iters": made, "warmup_s": round(clock() - t0, 4), "warmup_stable": stable}
 
 
 def stop_reason(samples: list[float], elapsed_s: float, policy: TimingPolicy) -> str | None:
@@ -148,13 +166,15 @@ def sample_latency(
     policy: TimingPolicy,
     time_call: Callable[[Callable[[], object]], float] = cpu_call_ms,
     clock: Callable[[], float] = time.perf_counter,
+    first_ms: float | None = None,
 ) -> tuple[list[float], dict]:
     """Warm up, then sample; return (latency samples in ms, info).
 
     info = {warmup_iters, warmup_s, warmup_stable, stop_reason} (stop_reason is one of STOP_REASONS).
-    `time_call(fn)` times one call in ms; `clock()` (seconds) measures the warm-up and sampling budgets.
+    `time_call(fn)` times one call in ms; `clock()` (seconds) measures the warm-up and sampling budgets;
+    `first_ms`: a call already made, counted as the first warm-up call.
     """
-    info = warm_up(fn, policy, time_call, clock)
+    info = warm_up(fn, policy, time_call, clock, first_ms)
     samples: list[float] = []
     t0 = clock()
     while True:

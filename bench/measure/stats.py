@@ -111,3 +111,203 @@ def summarize(samples_ms: list[float], confidence: float = 0.95, target_rel: flo
         "ci_method": CI_METHOD,
         "target_met": ci_rel is not None and ci_rel <= target_rel and coverage >= confidence,
     }
+
+
+# ------------------------------------------------------------------------------ Student's t, without scipy
+
+
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    """The continued fraction of the regularized incomplete beta function (modified Lentz's method)."""
+    tiny, c, d = 1e-300, 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    result = d
+    for m in range(1, 500):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            result *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return result
+
+
+def _incomplete_beta(a: float, b: float, x: float) -> float:
+    """I_x(a, b), the regularized incomplete beta function, for 0 <= x <= 1."""
+    if x <= 0.0 or x >= 1.0:
+        return 0.0 if x <= 0.0 else 1.0
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1) / (a + b + 2):
+        return math.exp(log_front) * _beta_fraction(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _beta_fraction(b, a, 1.0 - x) / b
+
+
+def t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t with `df` degrees of freedom (the normal distribution when df is inf)."""
+    if math.isinf(df):
+        return statistics.NormalDist().cdf(t)
+    tail = 0.5 * _incomplete_beta(df / 2, 0.5, df / (df + t * t))
+    return 1.0 - tail if t >= 0 else tail
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The p-quantile of Student's t with `df` (> 0) degrees of freedom, by bisection on `t_cdf`."""
+    if not 0.0 < p < 1.0 or not df > 0:
+        raise ValueError(f"t quantile needs 0 < p < 1 and df > 0, got p={p}, df={df}")
+    if math.isinf(df):
+        return statistics.NormalDist().inv_cdf(p)
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    low, high = 0.0, 1.0
+    while t_cdf(high, df) < p:
+        high *= 2.0
+    for _ in range(200):
+        mid = (low + high) / 2
+        low, high = (mid, high) if t_cdf(mid, df) < p else (low, mid)
+        if high - low < 1e-12 * max(1.0, high):
+            break
+    return (low + high) / 2
+
+
+# ------------------------------------------------------------------- intervals across worker processes
+#
+# A process is a source of variance that no interval computed inside one process can see (memory layout,
+# thread placement, allocator state): back-to-back runs of one cell differ by more than each run's own
+# interval. So a cell is measured in several worker processes and its interval is built from a random-effects
+# model of the process medians m_r = mu + b_r + e_r: b_r the process's own offset (between-process variance
+# tau^2), e_r its median's sampling error (within-process variance, read off its order-statistic interval).
+#
+# - The cell's median is the mean of its process medians (processes weigh equally).
+# - Between-process spread is pooled over the sweep's cells as a relative variance tau2_rel, robustly. If
+#   processes differ by tau2_rel M_c^2, cell c's sample variance s_c^2 of its R_c process medians is
+#   (tau2_rel M_c^2 + w_c) times a chi-square with R_c - 1 degrees of freedom over R_c - 1 (w_c: the mean
+#   within-process variance of its medians, M_c its median). So tau2_rel is the value at which the median
+#   over cells of s_c^2 / (tau2_rel M_c^2 + w_c), each over its chi-square's median, is 1 (0 when even
+#   tau2_rel = 0 leaves it below 1). A median, so that one cell whose processes met a noisy neighbour does
+#   not widen every other cell's interval. Two processes per cell then suffice: the sweep says how much
+#   processes differ.
+# - A cell's per-process variance moderates its own estimate s_c^2 with the pooled one (w_c + tau2_rel M_c^2),
+#   weighted by their degrees of freedom (R_c - 1, and the pool's, capped at POOL_DF_MAX: cells differ, so
+#   the pool is worth at most that many processes of this cell), never below w_c (Smyth's moderated variance).
+# - The interval is where a repeat run's median (R_c fresh processes on the same machine) falls with the
+#   stated confidence: M_c +- t(df) sqrt(var (1/R_c + 1/R_c)). It is sqrt(2) wider than a confidence
+#   interval of the median itself, since the repeat has its own noise: that is what "the interval holds
+#   across runs" asks, and what the calibration self-check tests (the share of a second sweep's medians
+#   inside the first sweep's intervals).
+
+POOL_DF_MAX = 10
+CI_METHOD_PROCESSES = (
+    "repeat interval across worker processes (random effects: within-process order-statistic error, "
+    "between-process spread pooled over the sweep; Student t)"
+)
+
+
+def process_median_se(median_ci95: tuple[float, float], coverage: float) -> float:
+    """Standard error of one process's median, read off its order-statistic interval: an interval of exact
+    coverage c around an approximately normal median spans +-z_{(1+c)/2} standard errors."""
+    low, high = median_ci95
+    z = statistics.NormalDist().inv_cdf((1.0 + min(coverage, 0.999999)) / 2.0)
+    return (high - low) / (2.0 * z)
+
+
+def _moments(processes: list[dict]) -> tuple[float, float, float]:
+    """(mean of the process medians, their sample variance, their mean squared standard error)."""
+    medians = [p["median"] for p in processes]
+    within = statistics.fmean(process_median_se(p["ci95"], p["ci_coverage"]) ** 2 for p in processes)
+    spread = statistics.variance(medians) if len(medians) > 1 else 0.0
+    return statistics.fmean(medians), spread, within
+
+
+def chi2_median_ratio(df: int) -> float:
+    """The median of a chi-square with `df` degrees of freedom, over `df`: exact for 1 and 2, Wilson and
+    Hilferty's approximation above (within 1%)."""
+    if df == 1:
+        return statistics.NormalDist().inv_cdf(0.75) ** 2
+    if df == 2:
+        return math.log(2.0)
+    return (1.0 - 2.0 / (9.0 * df)) ** 3
+
+
+def pool_between(cells: list[list[dict]]) -> tuple[float, int]:
+    """(tau2_rel, degrees of freedom): the between-process relative variance pooled over cells (see above),
+    each cell a list of process summaries (`summarize` dicts: median, ci95, ci_coverage); cells of one
+    process add nothing. The degrees of freedom are those of the cells' spreads together."""
+    terms = []  # (s_c^2 / M_c^2, w_c / M_c^2, the chi-square's median ratio) per cell
+    for processes in cells:
+        if len(processes) < 2:
+            continue
+        mean, spread, within = _moments(processes)
+        ratio = chi2_median_ratio(len(processes) - 1)
+        terms.append((spread / mean**2, within / mean**2, ratio))
+    if not terms:
+        return 0.0, 0
+
+    def spread_ratio(tau2: float) -> float:  # the median over cells of observed / expected spread
+        return statistics.median(s / ((tau2 + w) * r) if tau2 + w > 0 else math.inf for s, w, r in terms)
+
+    df = sum(len(p) - 1 for p in cells if len(p) > 1)
+    if spread_ratio(0.0) <= 1.0:
+        return 0.0, df
+    low, high = 0.0, max(s / r for s, _, r in terms) + 1e-12
+    while spread_ratio(high) > 1.0:
+        high *= 2.0
+    for _ in range(100):
+        mid = (low + high) / 2
+        low, high = (mid, high) if spread_ratio(mid) > 1.0 else (low, mid)
+    return (low + high) / 2, df
+
+
+def across_processes(
+    processes: list[dict],
+    pooled: tuple[float, int] = (0.0, 0),
+    confidence: float = 0.95,
+    target_rel: float = 0.05,
+) -> dict:
+    """The cell's median and its repeat interval from its processes' summaries and the sweep's pooled
+    between-process spread (see above), as `Latency` fields: median, ci95, ci_rel, ci_df, between_rel,
+    target_met (ci_rel <= target_rel), processes, process_medians, process_n, process_ci95.
+
+    With one process and nothing pooled there is no between-process information: the interval is then the
+    within-process one (normal quantile), and `ci_df` is None to say so."""
+    if not processes:
+        raise ValueError("an interval of no processes")
+    tau2_rel, pool_df = pooled
+    r = len(processes)
+    mean, spread, within = _moments(processes)
+    prior_df = min(max(pool_df - (r - 1), 0), POOL_DF_MAX)
+    df = prior_df + r - 1
+    if df == 0:
+        variance, quantile = within, statistics.NormalDist().inv_cdf((1 + confidence) / 2)
+    else:
+        prior = within + tau2_rel * mean**2
+        variance = max(within, (prior_df * prior + (r - 1) * spread) / df)
+        quantile = t_quantile((1 + confidence) / 2, df)
+    half = quantile * math.sqrt(variance * 2.0 / r)
+    rel = half / mean
+    return {
+        "median": mean,
+        "ci95": [max(0.0, mean - half), mean + half],
+        "ci_rel": rel,
+        "ci_confidence": confidence,
+        "ci_coverage": None,  # model-based, not exact; the calibration self-check measures it
+        "ci_method": CI_METHOD_PROCESSES,
+        "ci_df": df or None,
+        "between_rel": math.sqrt(tau2_rel),
+        "target_met": rel <= target_rel,
+        "processes": r,
+        "process_medians": [p["median"] for p in processes],
+        "process_n": [p["n"] for p in processes],
+        "process_ci95": [list(p["ci95"]) for p in processes],
+    }
+
+
+def inside_share(pairs: list[tuple[tuple[float, float], float]]) -> float:
+    """The share of (interval, value) pairs whose value lies inside the interval (bounds included): the
+    calibration self-check's figure, with each first run's interval and the second run's median."""
+    if not pairs:
+        raise ValueError("a share of no pairs")
+    return sum(low <= value <= high for (low, high), value in pairs) / len(pairs)

@@ -1,5 +1,7 @@
 """Models that misbehave on purpose, registered through `segbench run --plugins tests.bench.faulty_models`."""
 
+import os
+import signal
 import time
 
 import torch
@@ -33,9 +35,38 @@ class Raises(Tiny):
         raise RuntimeError("this model always fails")
 
 
+# A worker running `fault_sleeps` writes its pid here first, when the variable is set (tests that signal it).
+PIDFILE = "SEGBENCH_TEST_PIDFILE"
+# `fault_flaky` fails while this variable is set (a cell that fails once, then measures).
+FAIL = "SEGBENCH_TEST_FAIL"
+
+
 class Sleeps(Tiny):
     def forward(self, x):
+        if os.environ.get(PIDFILE):
+            with open(os.environ[PIDFILE], "a") as f:
+                f.write(f"{os.getpid()}\n")
         time.sleep(3600)
+        return self.conv(x)
+
+
+class KillsItself(Tiny):
+    """Its worker dies by a signal: SIGKILL (as the OOM killer, or `kill -9`, would) or SIGUSR1."""
+
+    def __init__(self, num_classes=2, signum=signal.SIGKILL):
+        super().__init__(num_classes)
+        self.signum = signum
+
+    def forward(self, x):
+        os.kill(os.getpid(), self.signum)
+        time.sleep(60)
+        return self.conv(x)
+
+
+class Flaky(Tiny):
+    def forward(self, x):
+        if os.environ.get(FAIL):
+            raise RuntimeError("failing while SEGBENCH_TEST_FAIL is set")
         return self.conv(x)
 
 
@@ -76,3 +107,18 @@ class OutOfMemoryWhenLarge(Tiny):
 @register_model(card=CARD)
 def fault_oom_large(num_classes: int = 2) -> nn.Module:
     return OutOfMemoryWhenLarge(num_classes)
+
+
+@register_model(card=CARD)
+def fault_sigkill(num_classes: int = 2) -> nn.Module:
+    return KillsItself(num_classes, signal.SIGKILL)
+
+
+@register_model(card=CARD)
+def fault_signal(num_classes: int = 2) -> nn.Module:
+    return KillsItself(num_classes, signal.SIGUSR1)
+
+
+@register_model(card=CARD)
+def fault_flaky(num_classes: int = 2) -> nn.Module:
+    return Flaky(num_classes)

@@ -241,3 +241,42 @@ def test_cuda_timer_on_a_real_gpu():
     policy = TimingPolicy(warmup_iters=3, warmup_s=0.1, warmup_max_s=2, min_samples=20, max_time_s=5)
     samples, info = sample_latency(lambda: a @ a, policy, latency.call_timer("cuda"))
     assert len(samples) >= 20 and all(s > 0 for s in samples) and info["stop_reason"] in latency.STOP_REASONS
+
+
+def test_a_call_made_before_counts_as_the_first_warmup_call():
+    # A 900 ms first forward outlasts a 0.6 s warm-up budget: no further warm-up call before sampling.
+    clock = FakeClock(constant(900.0))
+    policy = TimingPolicy(warmup_iters=1, warmup_s=0.2, warmup_max_s=0.6, min_samples=3, min_time_s=0)
+    samples, info = sample_latency(lambda: None, policy, clock.time_call, clock, first_ms=900.0)
+    assert info["warmup_iters"] == 0 and len(samples) == clock.calls
+    # Without it, the same policy makes one warm-up call first.
+    clock = FakeClock(constant(900.0))
+    _, info = sample_latency(lambda: None, policy, clock.time_call, clock)
+    assert info["warmup_iters"] == 1
+
+
+def test_a_fast_model_still_warms_up_for_its_minimum_after_the_first_call():
+    clock = FakeClock(constant(10.0))
+    policy = TimingPolicy(warmup_iters=1, warmup_s=0.2, stable_window=3, min_samples=5, min_time_s=0)
+    _, info = sample_latency(lambda: None, policy, clock.time_call, clock, first_ms=50.0)
+    assert info["warmup_iters"] == 15  # 0.05 s before, then 10 ms calls until 0.2 s in all
+
+
+def test_sampling_lasts_at_least_setup_ratio_times_the_set_up():
+    policy = TimingPolicy(min_time_s=0.5, max_time_s=6.0, setup_ratio=4.0)
+    assert policy.for_setup(1.0).min_time_s == 4.0
+    assert policy.for_setup(0.05).min_time_s == 0.5  # never below the policy's own minimum
+    assert policy.for_setup(3.0).min_time_s == 6.0  # never above its maximum
+    assert TimingPolicy(min_time_s=0.5).for_setup(10.0).min_time_s == 0.5  # no ratio: unchanged
+    samples, info, _ = run(constant(100.0), **NO_MIN_WARMUP, min_samples=6, min_time_s=0)
+    assert info["stop_reason"] == "ci_target" and len(samples) == 6
+    clock = FakeClock(constant(100.0))
+    slow_setup = TimingPolicy(**NO_MIN_WARMUP, min_samples=6, min_time_s=0, setup_ratio=2.0).for_setup(1.0)
+    samples, info = sample_latency(lambda: None, slow_setup, clock.time_call, clock)
+    assert info["stop_reason"] == "ci_target" and sum(samples) >= 2000.0
+
+
+@pytest.mark.parametrize("bad", [{"setup_ratio": -1.0}, {"max_time_s": float("nan")}])
+def test_nonsense_setup_ratios_are_refused(bad):
+    with pytest.raises(ValueError):
+        TimingPolicy(**bad)

@@ -71,3 +71,27 @@ def test_records_without_calibration_give_no_normalised_figure(selfcheck, record
     result = selfcheck.run_compare(tmp_path / "a.jsonl", tmp_path / "b.jsonl")
     assert result["pass"] and result["calibration_normalised"] is None
     assert all(c["calibration_ratio"] is None for c in result["cells"])
+
+
+def test_intervals_that_hold_pass_the_calibration_check_and_widths_are_reported(selfcheck, records, tmp_path):
+    a = write_run(tmp_path / "a.jsonl", records, 1.0, 1.0)
+    b = write_run(tmp_path / "b.jsonl", records, 1.0, 1.0)
+    result = selfcheck.run_compare(a, b)
+    check = result["interval_calibration"]
+    assert check["share"] == 1.0 and check["pass"] and check["cells"] == 6 and check["outside"] == []
+    widths = result["interval_widths"]["a"]
+    expected = sorted(r["latency_ms"]["ci_rel"] for r in records)
+    assert widths["median"] == pytest.approx((expected[2] + expected[3]) / 2)
+    assert widths["share_within"] == pytest.approx(sum(w <= 0.05 for w in expected) / 6)
+    assert widths["processes_per_cell"] == 1.0  # records from before rounds: one process each
+    assert result["sweeps"] == {"a": [], "b": []}  # no run summaries beside these files
+
+
+def test_medians_outside_the_first_runs_intervals_fail_the_calibration_check(selfcheck, records, tmp_path):
+    a = write_run(tmp_path / "a.jsonl", records, 1.0, 1.0)
+    b = write_run(tmp_path / "b.jsonl", records, 1.5, 1.0)  # every median 50% higher: outside every interval
+    result = selfcheck.run_compare(a, b)
+    check = result["interval_calibration"]
+    assert check["share"] == 0.0 and not check["pass"] and len(check["outside"]) == 6
+    assert selfcheck.main(["--compare-runs", str(a), str(b), "--out", str(tmp_path / "c.json")]) == 1
+    assert json.loads((tmp_path / "c.json").read_text())["interval_calibration"]["share"] == 0.0

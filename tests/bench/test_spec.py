@@ -112,3 +112,42 @@ def test_shards_are_disjoint_and_their_union_is_the_sweep():
 def test_malformed_shard(text):
     with pytest.raises(UsageError, match="malformed shard"):
         spec.parse_shard(text)
+
+
+def test_every_profile_measures_each_cell_in_more_than_one_process_within_a_budget():
+    for profile in spec.PROFILES.values():
+        assert profile.rounds.min_rounds >= 2, profile.name
+    quick = spec.PROFILES["quick"]
+    assert quick.rounds.budget_s <= 600 and quick.rounds.target_rel == 0.05
+    assert quick.timing.setup_ratio >= 4  # each process spends at least 80% of its time sampling
+
+
+@pytest.mark.parametrize(
+    "bad", [{"min_rounds": 0}, {"min_rounds": 3, "max_rounds": 2}, {"target_rel": 0}, {"budget_s": -1.0}]
+)
+def test_nonsense_rounds_policies_are_refused(bad):
+    with pytest.raises(ValueError):
+        spec.RoundsPolicy(**bad)
+
+
+def test_scaling_profile_sweeps_a_grid_per_group_on_cpu():
+    cells = spec.build_cells(spec.PROFILES["scaling"], ["sinet", "bisenetv2", "pspnet_r50", "mobilenetv2"])
+    sizes = {}
+    for cell in cells:
+        sizes.setdefault(cell.model, []).append(cell.execution.input_hw)
+    assert sizes["sinet"] == [(192, 192), (256, 256), (384, 384), (512, 512)]
+    assert sizes["bisenetv2"] == [(360, 480), (512, 1024), (768, 1536), (1024, 2048)]
+    assert sizes["pspnet_r50"] == [(256, 512), (384, 768), (512, 1024)]
+    assert sizes["mobilenetv2"][0] == (224, 224) and sizes["mobilenetv2"][-1] == (512, 512)
+
+
+def test_scaling_profile_on_cuda_adds_each_groups_paper_sizes():
+    cpu = {c.execution.input_hw for c in spec.build_cells(spec.PROFILES["scaling"], ["pspnet_r50"])}
+    cuda = {
+        c.execution.input_hw
+        for c in spec.build_cells(spec.PROFILES["scaling"], ["pspnet_r50"], device="cuda")
+    }
+    semantic = set(spec.paper_sizes("semantic"))
+    assert cuda == cpu | semantic
+    assert (713, 713) in semantic and (1024, 2048) in semantic  # PSPNet's own size, and Cityscapes'
+    assert tuple(zoo.get_card("deeplabv3_r50").input_hw) in semantic

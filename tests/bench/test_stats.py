@@ -5,7 +5,19 @@ import statistics
 import numpy as np
 import pytest
 
-from bench.measure.stats import bootstrap_median_ci, median_ci_ranks, percentile, summarize
+from bench.measure.stats import (
+    across_processes,
+    bootstrap_median_ci,
+    chi2_median_ratio,
+    inside_share,
+    median_ci_ranks,
+    percentile,
+    pool_between,
+    process_median_se,
+    summarize,
+    t_cdf,
+    t_quantile,
+)
 
 
 def test_percentile_matches_numpy_linear_interpolation():
@@ -100,3 +112,94 @@ def test_bootstrap_is_deterministic_with_its_seed():
 def test_bad_confidence_is_refused():
     with pytest.raises(ValueError):
         median_ci_ranks(10, 1.5)
+
+
+# ------------------------------------------------------------------- intervals across worker processes
+
+
+@pytest.mark.parametrize(
+    "p, df, expected",
+    [(0.975, 1, 12.7062047), (0.975, 2, 4.30265273), (0.975, 5, 2.57058184), (0.975, 30, 2.04227246),
+     (0.995, 3, 5.84090931), (0.025, 10, -2.22813885), (0.975, math.inf, 1.95996398)],
+)  # fmt: skip
+def test_t_quantiles_match_the_tables(p, df, expected):
+    assert t_quantile(p, df) == pytest.approx(expected, abs=1e-6)
+    assert t_cdf(expected, df) == pytest.approx(p, abs=1e-9)
+
+
+def test_a_process_medians_standard_error_is_read_off_its_interval():
+    # 95% exact coverage spans +-1.96 standard errors; a min..max interval of 75% coverage +-1.15.
+    assert process_median_se((9.0, 11.0), 0.95) == pytest.approx(1 / 1.959964, rel=1e-6)
+    assert process_median_se((9.0, 11.0), 0.75) == pytest.approx(1 / 1.150349, rel=1e-6)
+
+
+def process(median, half=0.0, n=50):
+    return {"median": median, "ci95": [median - half, median + half], "ci_coverage": 0.95, "n": n}
+
+
+def test_the_cells_interval_by_hand():
+    # Two processes 10 and 12 ms, no within-process error, nothing pooled: variance 2, df 1, t = 12.706,
+    # repeat half-width t * sqrt(2 * 2 / 2) = 12.706 * sqrt(2).
+    out = across_processes([process(10.0), process(12.0)], (0.0, 0))
+    assert out["median"] == 11.0 and out["ci_df"] == 1 and out["processes"] == 2
+    half = 12.7062047 * math.sqrt(2.0)
+    assert out["ci95"] == pytest.approx([0.0, 11.0 + half])  # a latency is never below 0
+    assert out["ci_rel"] == pytest.approx(half / 11.0) and out["target_met"] is False
+    assert out["process_medians"] == [10.0, 12.0] and out["process_n"] == [50, 50]
+
+
+def test_a_pooled_spread_moderates_the_cells_own():
+    # Pooled tau_rel 1% over 30 df (capped at 10); the cell's processes agree exactly.
+    out = across_processes([process(100.0), process(100.0)], (0.01**2, 30))
+    variance = 10 * 1.0 / 11  # (10 * pooled 1 ms^2 + 1 * 0) / 11
+    half = t_quantile(0.975, 11) * math.sqrt(variance)
+    assert out["ci_df"] == 11 and out["ci_rel"] == pytest.approx(half / 100.0)
+    assert out["between_rel"] == pytest.approx(0.01) and out["target_met"] is True
+
+
+def test_one_process_and_nothing_pooled_is_the_within_process_interval():
+    out = across_processes([process(10.0, half=0.196)], (0.0, 0))
+    assert out["ci_df"] is None
+    assert out["ci95"] == pytest.approx([10.0 - 0.196 * math.sqrt(2), 10.0 + 0.196 * math.sqrt(2)])
+
+
+def test_the_pooled_spread_is_the_median_over_cells_so_one_noisy_cell_does_not_widen_all():
+    calm = [[process(10.0), process(10.0 * 1.02)] for _ in range(4)]  # 2% apart
+    noisy = [[process(10.0), process(20.0)]]
+    tau2, df = pool_between(calm + noisy)
+    assert df == 5
+    expected = statistics.variance([10.0, 10.2]) / statistics.fmean([10.0, 10.2]) ** 2 / chi2_median_ratio(1)
+    assert tau2 == pytest.approx(expected)
+    assert pool_between([[process(10.0)]]) == (0.0, 0)
+
+
+def simulated_sweep(rng, means, tau, sigma, processes, n=30):
+    """One sweep of cells with true medians `means`: per process an offset ~ N(0, tau) and n lognormal(sigma)
+    samples; returns each cell's process summaries."""
+    cells = []
+    for mu in means:
+        summaries = []
+        for _ in range(processes):
+            offset = 1.0 + rng.gauss(0.0, tau)
+            summaries.append(summarize([mu * offset * rng.lognormvariate(0.0, sigma) for _ in range(n)]))
+        cells.append(summaries)
+    return cells
+
+
+def test_repeat_intervals_hold_across_runs_where_within_process_intervals_do_not():
+    """The calibration self-check, simulated: processes differ by 2%, samples within one by 3%. The share of
+    a second sweep's medians inside the first sweep's intervals is about 95% for the repeat interval, and far
+    below for the interval of one process's samples (what records held before rounds)."""
+    rng = random.Random(7)
+    means = [rng.uniform(5.0, 500.0) for _ in range(300)]
+    first = simulated_sweep(rng, means, tau=0.02, sigma=0.03, processes=2)
+    second = simulated_sweep(rng, means, tau=0.02, sigma=0.03, processes=2)
+    pooled = pool_between(first)
+    intervals = [across_processes(cell, pooled) for cell in first]
+    repeat = [across_processes(cell, pool_between(second))["median"] for cell in second]
+    share = inside_share([(tuple(i["ci95"]), m) for i, m in zip(intervals, repeat, strict=True)])
+    assert 0.90 <= share <= 0.99
+    assert statistics.median(i["ci_rel"] for i in intervals) < 0.07
+    assert math.sqrt(pooled[0]) == pytest.approx(0.02, rel=0.3)
+    within = [tuple(cell[0]["ci95"]) for cell in first]  # one process, its own order-statistic interval
+    assert inside_share(list(zip(within, repeat, strict=True))) < 0.6

@@ -218,3 +218,82 @@ def test_every_committed_record_reads_and_round_trips():
     assert len(records) > 400 and all(r.source.endswith(".jsonl") for r in records)
     for rec in records:
         assert from_dict(json.loads(rec.to_json())).to_dict() == rec.to_dict()
+
+
+def latency_of_processes(**change):
+    latency = {
+        "median": 11.0,
+        "n": 5,
+        "ci95": [9.0, 13.0],
+        "processes": 2,
+        "process_medians": [10.0, 12.0],
+        "process_n": [2, 3],
+        "process_ci95": [[9.5, 10.5], [11.0, 13.0]],
+        "process_stop_reasons": ["ci_target", "time_budget"],
+        "ci_df": 3,
+        "between_rel": 0.05,
+        "stop_reason": "rounds",
+    }
+    return {**latency, **change}
+
+
+def test_a_latency_measured_in_several_processes_round_trips_and_older_ones_count_one():
+    from bench.records import Latency
+
+    latency = Latency.from_dict(latency_of_processes())
+    assert latency.process_medians == (10.0, 12.0) and latency.process_ci95[1] == (11.0, 13.0)
+    assert latency.process_count == 2 and Latency.from_dict(latency.to_dict()) == latency
+    assert latency.to_dict()["process_ci95"] == [[9.5, 10.5], [11.0, 13.0]]
+    assert Latency.from_dict({"median": 1.0, "n": 1}).process_count == 1  # a record from before rounds
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"process_medians": [10.0]}, "one per process"),
+        ({"process_n": [2, 2]}, "expected n = 5"),
+        ({"process_medians": [10.0, -1.0]}, "process_medians"),
+        ({"process_ci95": [[9.5, 10.5], [13.0, 11.0]]}, "process_ci95"),
+        ({"process_stop_reasons": ["ci_target", "sweep_budget"]}, "process_stop_reasons"),
+        ({"processes": 0}, "processes"),
+        ({"ci_df": -1}, "ci_df"),
+        ({"between_rel": "small"}, "between_rel"),
+    ],
+)
+def test_per_process_latency_fields_are_validated(tmp_path, change, message):
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({**record("a"), "latency_ms": latency_of_processes(**change)}) + "\n")
+    with pytest.raises(UsageError, match=message):
+        read_records(path)
+
+
+def test_json_lines_beside_results_keep_whole_lines_and_cut_a_torn_one(tmp_path):
+    from bench.store import append_json, read_json_lines, sidecar
+
+    path = sidecar(tmp_path / "sweep.jsonl", "rounds")
+    assert path.name == "sweep.jsonl.rounds"
+    append_json(path, {"a": 1})
+    with open(path, "a") as f:
+        f.write('{"b": ')  # a crash mid-write
+    assert read_json_lines(path) == [{"a": 1}]
+    append_json(path, {"c": 3})
+    assert read_json_lines(path) == [{"a": 1}, {"c": 3}]
+    path.write_text('{"a": 1}')  # complete, but no newline: ended, not cut
+    append_json(path, {"c": 3})
+    assert read_json_lines(path) == [{"a": 1}, {"c": 3}]
+    path.write_text('nonsense\n{"a": 1}\n')
+    with pytest.raises(UsageError, match="sweep.jsonl.rounds:1"):
+        read_json_lines(path)
+
+
+def test_merge_copies_a_files_own_history_of_a_cell_but_refuses_it_across_files(tmp_path):
+    from bench.store import merge_results
+
+    retried = tmp_path / "retried.jsonl"
+    for status in ("error", "ok"):  # `run --retry-failed` appended a second record of the cell
+        append_record(retried, from_dict(record("a", status)))
+    assert merge_results([retried], tmp_path / "merged.jsonl") == 2
+    other = tmp_path / "other.jsonl"
+    append_record(other, from_dict(record("a")))
+    with pytest.raises(UsageError, match="refusing to merge"):
+        merge_results([retried, other], tmp_path / "merged2.jsonl")

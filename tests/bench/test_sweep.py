@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import REPO_ROOT
 
@@ -10,8 +11,10 @@ PLUGIN = "tests.bench.faulty_models"
 
 
 def segbench(*args, check=True):
+    out = args[args.index("--out") + 1]  # structure counts go beside the results, not into the repository's
+    results = ["--results", str(Path(out).parent / "results")] if args[0] == "run" else []
     result = subprocess.run(
-        [sys.executable, "-m", "bench", *args, "--plugins", PLUGIN, "--no-progress"],
+        [sys.executable, "-m", "bench", *args, *results, "--plugins", PLUGIN, "--no-progress"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
