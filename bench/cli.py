@@ -24,29 +24,10 @@ def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-class _LazyChoices:
-    """Choices looked up when first used: building the parser must not import torch (bench.spec does), so
-    that `segbench report` runs without it."""
-
-    def __init__(self, load):
-        self._load = load
-
-    def __iter__(self):
-        return iter(self._load())
-
-    def __contains__(self, value) -> bool:
-        return value in self._load()
-
-
-def _profiles() -> list[str]:
-    from bench.spec import PROFILES
-
-    return sorted(PROFILES)
-
-
 def build_parser() -> argparse.ArgumentParser:
     from bench.conditions import AXES, axis_help, option
     from bench.options import non_negative_float, positive_float, positive_int
+    from bench.spec import PROFILES  # torch-free, as every import of the parser (`report` runs without torch)
 
     parser = _Parser(prog="segbench", description="Benchmark segmentation models: cost, speed and accuracy.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -56,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="measure models; one JSON Lines record per cell")
     p.add_argument(
-        "--profile", default="quick", choices=_LazyChoices(_profiles), metavar="PROFILE",
+        "--profile", default="quick", choices=sorted(PROFILES), metavar="PROFILE",
         help="embedded sweep (default: quick)",
     )  # fmt: skip
     p.add_argument("--models", type=_csv, help="comma-separated model ids (default: all)")

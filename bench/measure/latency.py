@@ -34,8 +34,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
-import torch
-
 from bench.measure.stats import summarize
 
 STOP_REASONS = ("ci_target", "time_budget", "max_samples")
@@ -87,6 +85,8 @@ def cpu_call_ms(fn: Callable[[], object]) -> float:
 
 
 def cuda_call_ms(fn: Callable[[], object]) -> float:
+    import torch  # here, not at the top: the timing policy is read by code that never imports torch
+
     start = torch.cuda.Event(enable_timing=True)
     end = torch.cuda.Event(enable_timing=True)
     start.record()
@@ -96,13 +96,17 @@ def cuda_call_ms(fn: Callable[[], object]) -> float:
     return start.elapsed_time(end)
 
 
-def call_timer(device: torch.device | str) -> Callable[[Callable[[], object]], float]:
+def _device_type(device) -> str:
+    return device.type if hasattr(device, "type") else str(device).split(":")[0]
+
+
+def call_timer(device) -> Callable[[Callable[[], object]], float]:
     """The per-call timer for a device, and the name recorded with its samples."""
-    return cuda_call_ms if torch.device(device).type == "cuda" else cpu_call_ms
+    return cuda_call_ms if _device_type(device) == "cuda" else cpu_call_ms
 
 
-def timer_name(device: torch.device | str) -> str:
-    return "cuda_event" if torch.device(device).type == "cuda" else "perf_counter_ns"
+def timer_name(device) -> str:
+    return "cuda_event" if _device_type(device) == "cuda" else "perf_counter_ns"
 
 
 def is_stable(times_ms: list[float], window: int, rel: float) -> bool:
