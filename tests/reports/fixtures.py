@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench.conditions import EvalProtocol
 from bench.records import from_dict
 from reports.load import as_row
 
@@ -29,7 +30,7 @@ def env(machine="cpu-test-2c", timestamp="2026-01-01T00:00:00+00:00", commit="ab
 
 def bench(model, latency=10.0, macs=1e9, *, status="ok", error=None, group="realtime", hw=(360, 480),
           device="cpu", precision="fp32", machine="cpu-test-2c", timestamp=None, commit="abc1234",
-          schema=2, **extra):  # fmt: skip
+          schema=2, n=10, ci=None, target_met=None, gpu="NVIDIA Test GPU", **extra):  # fmt: skip
     ok = status == "ok"
     record = {
         "schema_version": schema,
@@ -43,12 +44,13 @@ def bench(model, latency=10.0, macs=1e9, *, status="ok", error=None, group="real
         "error": error,
         "params": 1_000_000 if ok else None,
         "macs": int(macs) if ok else None,
-        "latency_ms": {"median": latency, "p10": latency, "p90": 1.1 * latency, "n": 10} if ok else None,
+        "latency_ms": {"median": latency, "p10": latency, "p90": 1.1 * latency, "n": n,
+                       "ci95": list(ci) if ci else None, "target_met": target_met} if ok else None,
         "fps": 1000 / latency if ok else None,
         "peak_mem_mb": 12.5 if ok else None,
         "peak_mem_method": "rss_hwm" if ok else None,
         "env": env(machine, timestamp or "2026-01-01T00:00:00+00:00", commit,
-                   gpu={"name": "NVIDIA Test GPU"} if device == "cuda" else None),
+                   gpu={"name": gpu} if device == "cuda" else None),
     }  # fmt: skip
     if schema == 2:
         record.update({"kind": "bench", "backend": "eager", "channels_last": False, "cudnn_benchmark": None,
@@ -57,20 +59,44 @@ def bench(model, latency=10.0, macs=1e9, *, status="ok", error=None, group="real
     return record
 
 
-def evaluation(model, miou, dataset="cityscapes", split="val", source="official checkpoint", status="ok"):
+def evaluation(model, miou, dataset="cityscapes", split="val", source="authors", status="ok",
+               protocol=None, resize=None, at=(1024, 2048)):  # fmt: skip
+    protocol = protocol or EvalProtocol("whole")
     return {
-        "schema_version": 2,
+        "schema_version": 3,
         "kind": "eval",
         "model": model,
         "dataset": dataset,
         "split": split,
-        "protocol": "whole",
-        "protocol_spec": {"name": "whole", "params": {}},
+        "protocol": protocol.label(),
+        "protocol_spec": protocol.to_dict(),
         "status": status,
         "error": None,
         "miou": miou,
         "weights": {"source": source, "path": "/weights/x.pth"},
+        "preprocess": {"resize_hw": list(resize) if resize else None},
+        "cost": {"macs_at_hw": list(resize or at)},
         "env": env(),
+    }
+
+
+def structure(model, hw, macs, *, params=1_000_000, params_total=None, macs_flop_counter=None, batch=1,
+              status="ok", timestamp="2026-01-01T00:00:00+00:00"):  # fmt: skip
+    ok = status == "ok"
+    return {
+        "schema_version": 3,
+        "kind": "structure",
+        "model": model,
+        "input_hw": list(hw),
+        "batch": batch,
+        "digest": "0123456789abcdef",
+        "status": status,
+        "error": None if ok else "RuntimeError: too small",
+        "params": params,
+        "params_total": params_total or params,
+        "macs": int(macs) if ok else None,
+        "macs_flop_counter": int(macs_flop_counter) if ok and macs_flop_counter else None,
+        "env": env(timestamp=timestamp),
     }
 
 
@@ -95,7 +121,7 @@ def records():
         bench(EVIL, status="error", error="<b>boom</b> & more"),
         bench("enet", status="oom", error="CUDA out of memory", device="cuda", machine="gpu-test",
               precision="fp16"),
-        evaluation("bisenetv2", 70.1),
+        evaluation("bisenetv2", 70.1, source="official checkpoint"),
         evaluation("fastscnn", 60.0, dataset="camvid", split="test", source="trained by SegBench <i>"),
     ]  # fmt: skip
 
