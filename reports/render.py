@@ -18,14 +18,14 @@ from markupsafe import Markup
 from bench.conditions import REFERENCE_MODEL
 from bench.store import write_atomic
 from reports import cells, details, plots, selfcheck
-from reports.ledger import ledger
+from reports import ledger as ledgers
 from reports.load import load
 from reports.tables import (
     bench_records,
     card_or_none,
     leaderboard,
-    miou_points,
     model_history,
+    pareto_sections,
 )
 
 _TEMPLATES = Path(__file__).parent / "templates"
@@ -69,131 +69,71 @@ def _svg(text: str) -> Markup:
 MIN_POINTS = 2  # a plot of one model has no frontier to show; such a set is named in a note instead
 
 
-def _by_count(frame: pd.DataFrame, column: str) -> tuple[list[str], list[str]]:
-    """Values of `column` with at least MIN_POINTS models (most models first, then by name), and the rest."""
-    counts = frame.groupby(column)["model"].nunique()
-    ordered = sorted(counts.index, key=lambda d: (-counts[d], str(d)))
-    return [d for d in ordered if counts[d] >= MIN_POINTS], [d for d in ordered if counts[d] < MIN_POINTS]
-
-
-def _index_plots(board: pd.DataFrame) -> list[dict]:
-    """Per (machine, device, precision): mIoU vs latency per dataset, MACs vs latency per group; then
-    params vs mIoU per dataset. mIoU on different datasets, and groups measured at different input sizes,
-    do not share an axis."""
-    if board.empty:
-        return []
-    ok = board[board["status"] == "ok"].copy()
-    ok["label"] = ok["model"] + " " + ok["input"]
-    points = miou_points(board)
-    if not points.empty:
-        points["label"] = points["model"] + " " + points["input"]
-    out = []
-    for (machine, device, precision), rows in ok.groupby(["machine", "device", "precision"], sort=True):
-        where = f"{machine} · {device} · {precision}"
-        svgs, left_out = [], []
-        if not points.empty:
-            here = (points["machine"] == machine) & (points["device"] == device)
-            mine = points[here & (points["precision"] == precision)]
-            datasets, few = _by_count(mine, "plot_dataset") if not mine.empty else ([], [])
-            left_out += [f"mIoU on {d}" for d in few]
-            for dataset in datasets:
-                svgs.append(
-                    _svg(
-                        plots.pareto(
-                            mine[mine["plot_dataset"] == dataset], "latency_p50_ms", "miou_value",
-                            title=f"mIoU ({dataset}) vs latency · {where}", xlabel="median latency (ms)",
-                            ylabel=f"mIoU on {dataset} (%)", y_higher_better=True, kind="miou_kind",
-                            label="label", logy=False,
-                        )
-                    )
-                )  # fmt: skip
-        groups, few = _by_count(rows, "group")
-        left_out += [f"MACs of {g}" for g in few]
-        for group in groups:
-            svgs.append(
+def _index_plots(records: list) -> list[dict]:
+    """The Pareto sets of reports.tables.pareto_sections, drawn: each set within one condition."""
+    return [
+        {
+            "title": section["title"],
+            "left_out": section["left_out"],
+            "svgs": [
                 _svg(
                     plots.pareto(
-                        rows[rows["group"] == group], "latency_p50_ms", "gmacs",
-                        title=f"MACs vs latency · {group} · {where}", xlabel="median latency (ms)",
-                        ylabel="GMACs (fvcore)", label="label",
+                        p.rows, p.x, p.y, title=p.title, xlabel=p.xlabel, ylabel=p.ylabel,
+                        y_higher_better=p.y_higher_better, kind="kind", label="label", logy=p.logy,
                     )
                 )
-            )  # fmt: skip
-        out.append({"title": where, "svgs": svgs, "left_out": left_out})
-    if not points.empty:
-        per_model = points.sort_values(["model", "machine"]).drop_duplicates("model")
-        per_model = per_model.dropna(subset=["params_m"])
-        datasets, few = _by_count(per_model, "plot_dataset")
-        svgs = [
-            _svg(
-                plots.pareto(
-                    per_model[per_model["plot_dataset"] == dataset], "params_m", "miou_value",
-                    title=f"mIoU ({dataset}) vs params", xlabel="parameters (M)",
-                    ylabel=f"mIoU on {dataset} (%)", y_higher_better=True, kind="miou_kind",
-                    label="model", logy=False,
-                )
-            )
-            for dataset in datasets
-        ]  # fmt: skip
-        out.append(
-            {"title": "mIoU against parameters", "svgs": svgs, "left_out": [f"mIoU on {d}" for d in few]}
-        )
-    return out
+                for p in section["sets"]
+            ],
+        }
+        for section in pareto_sections(records, MIN_POINTS)
+    ]  # fmt: skip
 
 
-def _sources(records: list[dict]) -> pd.DataFrame:
+def _sources(records: list) -> pd.DataFrame:
     """Provenance per results file: machine, hardware, commits, time span, what it holds."""
     rows = []
-    by_file: dict[str, list[dict]] = {}
+    by_file: dict[str, list] = {}
     for r in records:
-        by_file.setdefault(r.get("source_file", ""), []).append(r)
+        by_file.setdefault(r.source, []).append(r)
     for name, recs in sorted(by_file.items()):
-        envs = [r["env"] for r in recs]
-        stamps = sorted(str(e.get("timestamp", "")) for e in envs)
-        statuses = pd.Series([r["status"] for r in recs]).value_counts().sort_index()
+        envs = [r.env for r in recs]
+        stamps = sorted(e.timestamp for e in envs)
+        statuses = pd.Series([r.status for r in recs]).value_counts().sort_index()
         rows.append(
             {
                 "file": name,
-                "machine": ", ".join(sorted({str(e.get("machine")) for e in envs})),
-                "cpu": ", ".join(sorted({str(e.get("cpu")) for e in envs})),
-                "gpu": ", ".join(sorted({str(e["gpu"].get("name")) for e in envs if e.get("gpu")})) or "none",
-                "commits": ", ".join(
-                    sorted(
-                        {
-                            (e.get("git_commit") or "")[:10] + ("+dirty" if e.get("git_dirty") else "")
-                            for e in envs
-                        }
-                    )
-                ),
+                "machine": ", ".join(sorted({str(e.machine) for e in envs})),
+                "cpu": ", ".join(sorted({str(e.cpu) for e in envs})),
+                "gpu": ", ".join(sorted({str(e.gpu_name) for e in envs if e.gpu})) or "none",
+                "commits": ", ".join(sorted({e.commit_label for e in envs})),
                 "first": stamps[0],
                 "last": stamps[-1],
                 "records": len(recs),
                 "statuses": ", ".join(f"{k} {v}" for k, v in statuses.items()),
-                "torch": ", ".join(sorted({str(e.get("torch")) for e in envs})),
+                "torch": ", ".join(sorted({str(e.torch) for e in envs})),
             }
         )
     return pd.DataFrame(rows)
 
 
-def _machines(records: list[dict]) -> list[dict]:
+def _machines(records: list) -> list[dict]:
     newest: dict[str, dict] = {}
     for r in records:
-        machine = str(r["env"].get("machine"))
-        if machine not in newest or str(r["env"].get("timestamp", "")) >= str(
-            newest[machine].get("timestamp", "")
-        ):
-            newest[machine] = r["env"]
+        machine = str(r.machine)
+        if machine not in newest or r.timestamp >= str(newest[machine].get("timestamp", "")):
+            newest[machine] = r.env.to_dict()
     return [
         {"name": name, "env": sorted((str(k), str(v)) for k, v in env.items())}
         for name, env in sorted(newest.items())
     ]
 
 
-def _model_page(records: list[dict], name: str) -> tuple[dict, dict[str, str]]:
+def _model_page(records: list, name: str, book: pd.DataFrame) -> tuple[dict, dict[str, str]]:
     """Context for one model's page and its CSV files (name -> text)."""
     history = model_history(records, name)
     tables = []
     csvs = {}
+    claims = details.claims(book, name)
     if not history.empty:
         csvs[f"{slug(name)}-history.csv"] = to_csv(history)
         tables.append(
@@ -223,16 +163,17 @@ def _model_page(records: list[dict], name: str) -> tuple[dict, dict[str, str]]:
             }
         )  # fmt: skip
     scaling = _svg(plots.scaling(history, f"{name}: cost against input size")) if not history.empty else ""
-    return {"name": name, "card": card_or_none(name), "tables": tables, "scaling": scaling}, csvs
+    claim_rows = cells.cells(claims, cells.CLAIMS)
+    context = {"name": name, "card": card_or_none(name), "tables": tables, "scaling": scaling}
+    return {**context, "claims": claim_rows, "claim_columns": cells.CLAIMS}, csvs
 
 
-def build_site(
-    records: list[dict], skipped: list[str] = (), checks: list[tuple[str, dict]] = ()
-) -> dict[str, str]:
+def build_site(records: list, skipped: list[str] = (), checks: list[tuple[str, dict]] = ()) -> dict[str, str]:
     """Every file of the report, relative path -> text. `skipped`: files found but not results; `checks`:
     the self-check files found (`reports.selfcheck.find`)."""
     env = _environment()
-    board = leaderboard(records)
+    board = leaderboard(records, checks)
+    names = sorted({r.model for r in records})
     files: dict[str, str] = {}
     groups = []
     if not board.empty:
@@ -245,9 +186,15 @@ def build_site(
             csv = f"leaderboard-{slug(str(group))}.csv"
             files[csv] = to_csv(rows.drop(columns=["href", "miou_source"]))
             groups.append({"name": group, "rows": cells.cells(rows, cells.LEADERBOARD), "csv": csv})
-    book = ledger(records)
-    book["href"] = ["models/" + slug(m) + ".html" for m in book["model"]]
+    book = ledgers.ledger(records)
+    book["href"] = ["models/" + slug(m) + ".html" if m in names else "" for m in book["model"]]
     files["ledger.csv"] = to_csv(book.drop(columns=["href"]))
+    counts, trained = ledgers.summary(book), ledgers.trained_here(records)
+    if not trained.empty:
+        trained["href"] = ["models/" + slug(m) + ".html" for m in trained["model"]]
+        files["trained-here.csv"] = to_csv(trained.drop(columns=["href"]))
+    own, other = book[book["variant"] == ""], book[book["variant"] != ""]
+    ratios = own[own["paper_vs_ref"].notna()]
     sources = _sources(records)
     files["machines.csv"] = to_csv(sources)
     options = {
@@ -257,11 +204,16 @@ def build_site(
     common = {"n_records": len(records), "reference": REFERENCE_MODEL}
     files["index.html"] = env.get_template("index.html.j2").render(
         root="", page="index", groups=groups, columns=cells.LEADERBOARD, options=options,
-        figures=_index_plots(board), min_points=MIN_POINTS, **common,
+        figures=_index_plots(records), min_points=MIN_POINTS, **common,
     )  # fmt: skip
     files["ledger.html"] = env.get_template("ledger.html.j2").render(
-        root="", page="ledger", columns=cells.LEDGER, rows=cells.cells(book, cells.LEDGER), **common
-    )
+        root="", page="ledger", columns=cells.LEDGER, rows=cells.cells(own, cells.LEDGER),
+        summary_columns=cells.SUMMARY, summary=cells.cells(counts, cells.SUMMARY),
+        rule_columns=cells.RULES, rules=cells.cells(ledgers.rules(), cells.RULES),
+        variant_columns=cells.VARIANTS, variants=cells.cells(other, cells.VARIANTS),
+        ratio_columns=cells.RATIOS, ratios=cells.cells(ratios, cells.RATIOS),
+        trained_columns=cells.TRAINED, trained=cells.cells(trained, cells.TRAINED), **common,
+    )  # fmt: skip
     source_columns = auto_columns(sources)
     trust = selfcheck.table(checks)
     trust_columns = auto_columns(trust)
@@ -272,15 +224,15 @@ def build_site(
         rows=cells.cells(sources, source_columns), skipped=list(skipped), check_columns=trust_columns,
         check_rows=cells.cells(trust, trust_columns), **common,
     )  # fmt: skip
-    names = sorted({r["model"] for r in records})
     model_links = []
     for name in names:
-        context, csvs = _model_page(records, name)
+        context, csvs = _model_page(records, name, book)
         files.update({f"models/{k}": v for k, v in csvs.items()})
         files[f"models/{slug(name)}.html"] = env.get_template("model.html.j2").render(
             root="../", page="model", **context, **common
         )
-        group = next((r.get("group") for r in bench_records(records) if r["model"] == name), "")
+        card = card_or_none(name)
+        group = next((r.group for r in bench_records(records) if r.model == name), card.group if card else "")
         model_links.append({"name": name, "href": f"models/{slug(name)}.html", "group": group or ""})
     files["models.html"] = env.get_template("models.html.j2").render(
         root="", page="models", models=model_links, **common
@@ -288,7 +240,7 @@ def build_site(
     return files
 
 
-def build_page(records: list[dict]) -> str:
+def build_page(records: list) -> str:
     """The index page alone (kept for callers that want one string)."""
     return build_site(records)["index.html"]
 
