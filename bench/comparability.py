@@ -165,9 +165,11 @@ def claim_conditions(claim: Reported, strict: bool = False) -> dict:
     return out
 
 
-def _reason(value) -> str:
-    kind = "not stated" if isinstance(value, NotStated) else "no SegBench equivalent"
-    return f"{kind}: {value.reason}"
+def _phrase(name: str, value) -> str:
+    """'protocol not stated (the card says ...)', 'backend: no SegBench equivalent (...)'."""
+    if isinstance(value, NotStated):
+        return f"{name} not stated ({value.reason})"
+    return f"{name}: no SegBench equivalent ({value.reason})"
 
 
 def _q(text: str) -> str:
@@ -203,15 +205,20 @@ def _assess_macs(model: str, claim: Reported, card: ModelCard, ev: Evidence) -> 
     convention = claim_conditions(claim)["convention"]
     reasons = []
     if is_open(convention):
-        reasons.append(f"FLOPs convention {_reason(convention)}")
+        reasons.append(_phrase("FLOPs convention", convention))
     if not claim.input_hw:
-        reasons.append("input size: not stated")
+        reasons.append("input size not stated")
     if reasons:
         return _open(model, claim, "GMACs", reasons, note="a count at an unstated size or unit is no claim")
     assert isinstance(convention, FlopConvention)
     paper = convention.to_gmacs(claim.value)
     counter = "macs" if convention.scope == "all" else "macs_flop_counter"
-    note = f"paper {convention.label()} -> 1e9 MACs; ours: {counter}"
+    ours = (
+        "fvcore (macs)"
+        if counter == "macs"
+        else "torch.utils.flop_counter, conv and linear (macs_flop_counter)"
+    )
+    note = f"paper's {convention.label()} as 1e9 multiply-adds; ours: {ours}"
     command = f"segbench structure --models {_q(model)} --resolutions {_hw(claim.input_hw)}"
     counted = [r for r in ev.structure if r.ok and r.get(counter) is not None]
     here = [r for r in counted if tuple(r.input_hw) == tuple(claim.input_hw) and r.batch == 1]
@@ -269,7 +276,7 @@ def _assess_miou(model: str, claim: Reported, card: ModelCard, ev: Evidence) -> 
     if opened:
         unsettable = any(isinstance(v, NoEquivalent) for _, v in opened)
         return _open(
-            model, claim, "%", [f"{n}: {_reason(v)}" for n, v in opened],
+            model, claim, "%", [_phrase(n, v) for n, v in opened],
             note="no segbench eval can run this protocol" if unsettable else "the card leaves it open",
         )  # fmt: skip
     command = ""
@@ -317,14 +324,14 @@ def _read_speed(claim: Reported) -> _SpeedClaim | list[str]:
     """The claim's speed conditions, or the reasons it cannot be compared (each open condition)."""
     read = claim_conditions(claim)
     device, backend, precision = read["device"], read["backend"], read["precision"]
-    reasons = [f"{n}: {_reason(v)}" for n, v in (("device", device), ("backend", backend),
-                                                 ("precision", precision)) if is_open(v)]  # fmt: skip
+    reasons = [_phrase(n, v) for n, v in (("device", device), ("backend", backend), ("precision", precision))
+               if is_open(v)]  # fmt: skip
     if not claim.input_hw:
-        reasons.append("input size: not stated")
+        reasons.append("input size not stated")
     if reasons:
         return reasons
     if device.kind == "cpu" and device.threads is None:
-        return ["threads: not stated for a CPU figure"]
+        return ["threads not stated (a CPU figure depends on them)"]
     return _SpeedClaim(device, backend, precision, tuple(claim.input_hw))
 
 

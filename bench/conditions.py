@@ -437,6 +437,11 @@ def _says_not_stated(text: str) -> bool:
     return bool(re.search(r"\bnot (stated|named|given)\b", text.lower()))
 
 
+def _unstated(text: str | None) -> NotStated:
+    """The card gives no value, or says in words that it has none."""
+    return NotStated(f"the card says {text!r}" if text else "the card gives none")
+
+
 _PRECISION_WORDS = {
     "fp32": "fp32", "float32": "fp32", "fp16": "fp16", "float16": "fp16", "half": "fp16",
     "bf16": "bf16", "bfloat16": "bf16", "int8": "int8", "tf32": "tf32",
@@ -446,10 +451,10 @@ _PRECISION_WORDS = {
 def claim_precision(text: str | None) -> str | Open:
     """'fp16 (torch.cuda.amp autocast)' -> 'fp16'. One precision word, or not stated."""
     if not text or _says_not_stated(text):
-        return NotStated("precision not stated")
+        return _unstated(text)
     found = {_PRECISION_WORDS[w] for w in re.findall(r"[a-z0-9]+", text.lower()) if w in _PRECISION_WORDS}
     if len(found) > 1:
-        return NotStated(f"precision ambiguous: {text!r}")
+        return NotStated(f"ambiguous: {text!r}")
     if not found:
         raise UnreadableCondition(f"precision {text!r}")
     return found.pop()
@@ -490,7 +495,7 @@ SEGBENCH_BACKENDS = {"pytorch": "eager", "onnxruntime": "onnxruntime"}
 def claim_backend(text: str | None) -> ClaimBackend | Open:
     """'TensorRT 5.1.5 (CUDA 9.0, cuDNN 7.0)' -> tensorrt 5.1.5; 'PyTorch' -> pytorch (version None)."""
     if not text or _says_not_stated(text):
-        return NotStated("backend not stated")
+        return _unstated(text)
     lower = text.lower()
     for name, pattern in _CLAIM_BACKENDS:
         match = re.search(rf"\b(?:{pattern})\b\s*v?(\d+(?:\.\d+)*)?", lower)
@@ -536,7 +541,7 @@ def claim_device(text: str | None) -> ClaimDevice | Open:
     The thread count is read where the text states it ('1 thread'), and removed from the name. Words in
     parentheses count: 'Titan X (Maxwell)' is not 'TITAN X (Pascal)'."""
     if not text or _says_not_stated(text):
-        return NotStated("device not stated")
+        return _unstated(text)
     threads = re.search(r"\b(\d+) threads?\b", text.lower())
     name = re.sub(r",?\s*\b\d+ threads?\b", "", text, flags=re.IGNORECASE).strip()
     tokens = device_tokens(name)
@@ -557,7 +562,7 @@ def claim_device(text: str | None) -> ClaimDevice | Open:
 def claim_dataset(text: str | None) -> str | Open:
     """A card's dataset in `dataset_key` spelling ('PASCAL VOC 2012' -> 'voc2012')."""
     if not text or _says_not_stated(text):
-        return NotStated("dataset not stated")
+        return _unstated(text)
     return dataset_key(text)
 
 
@@ -567,7 +572,7 @@ SPLITS = ("train", "val", "test", "trainval")
 def claim_split(text: str | None) -> str | Open:
     """'test (289 images per the official README)' -> 'test'; 'not stated in the README' -> not stated."""
     if not text or _says_not_stated(text):
-        return NotStated("split not stated")
+        return _unstated(text)
     first = re.match(r"[a-z+]+", text.strip().lower())
     if first is None or first[0] not in SPLITS:
         raise UnreadableCondition(f"split {text!r}")
@@ -605,10 +610,10 @@ def claim_protocol(text: str | None) -> EvalProtocol | Open:
     flips, or multi-scale sliding windows are stated but not protocols SegBench's eval runs: NoEquivalent.
     """
     if not text:
-        return NotStated("protocol not stated")
+        return _unstated(text)
     lower = text.lower()
     if _says_not_stated(lower):
-        return NotStated(f"protocol not fully stated: {text!r}")
+        return _unstated(text)
     if re.search(r"resiz|subsampl|downsampl", lower):
         return NoEquivalent("the image is resized before the network (segbench eval has no resize option)")
     single = bool(re.search(r"single[- ]scale|no multi-scale|no test-time augmentation", lower))
@@ -670,10 +675,10 @@ def claim_flop_convention(metric: str, text: str | None) -> FlopConvention | Ope
     """A MACs/FLOPs claim's counting convention. A `macs` claim counts multiply-adds in 1e9 (the card
     schema's unit) unless its text says otherwise; a `flops` claim must say what its FLOPs are."""
     if not text:
-        return FlopConvention() if metric == "macs" else NotStated("FLOPs convention not stated")
+        return FlopConvention() if metric == "macs" else _unstated(text)
     lower = text.lower()
     if _says_not_stated(lower):
-        return NotStated(f"FLOPs convention not stated: {text!r}")
+        return _unstated(text)
     if not re.search(r"multiply-adds?|multiply-accumulates?|\bmacs?\b", lower):
         raise UnreadableCondition(f"FLOPs convention {text!r}")
     return FlopConvention(

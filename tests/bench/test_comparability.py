@@ -171,14 +171,14 @@ def test_speed_conditions_must_all_match():
 def test_speed_claims_with_open_conditions():
     v = verdict(dataclasses.replace(GPU_FPS, device="not stated in the abstract", input_hw=None))
     assert v.verdict == "not comparable" and v.differs == (
-        "device: not stated: device not stated",
-        "input size: not stated",
+        "device not stated (the card says 'not stated in the abstract')",
+        "input size not stated",
     )
     cpu = Reported(
         "latency_ms", 30.0, "s", input_hw=(224, 224), device="AMD EPYC", backend="PyTorch", precision="fp32"
     )
     assert verdict(cpu, bench("anet", 30.0, hw=(224, 224))).differs == (
-        "threads: not stated for a CPU figure",
+        "threads not stated (a CPU figure depends on them)",
     )
 
 
