@@ -220,16 +220,17 @@ def _assess_macs(model: str, claim: Reported, card: ModelCard, ev: Evidence) -> 
     )
     note = f"paper's {convention.label()} as 1e9 multiply-adds; ours: {ours}"
     command = f"segbench structure --models {_q(model)} --resolutions {_hw(claim.input_hw)}"
-    counted = [r for r in ev.structure if r.ok and r.get(counter) is not None]
-    here = [r for r in counted if tuple(r.input_hw) == tuple(claim.input_hw) and r.batch == 1]
+    at_size = [r for r in ev.structure if tuple(r.input_hw) == tuple(claim.input_hw) and r.batch == 1]
+    here = [r for r in at_size if r.ok and r.get(counter) is not None]
     if not here:
-        if not counted:
-            failed = [r for r in ev.structure if not r.ok and tuple(r.input_hw) == tuple(claim.input_hw)]
-            why = f"; our count failed there: {failed[0].error}" if failed else ""
+        elsewhere = [r for r in ev.structure if r.ok and r.get(counter) is not None]
+        if at_size or not elsewhere:  # never counted, or counted at this size without a result
+            failed = _newest(at_size)
+            why = "" if failed is None else f"; our count there: {failed.error or f'no {counter}'}"
             return Verdict(
                 model, claim, "not measured", "GMACs", paper=paper, command=command, note=note + why
             )
-        sizes = sorted({_hw(r.input_hw) + (f" b{r.batch}" if r.batch != 1 else "") for r in counted})
+        sizes = sorted({_hw(r.input_hw) + (f" b{r.batch}" if r.batch != 1 else "") for r in elsewhere})
         return _open(
             model, claim, "GMACs",
             [f"input size: ours {', '.join(sizes)} vs paper {_hw(claim.input_hw)} (MACs are never scaled)"],

@@ -187,8 +187,12 @@ TRAINED = [
     Col("machine", "machine", num=False),
 ]
 
-# A model's page: its claims with their verdicts.
-CLAIMS = [c for c in LEDGER if c.key not in ("model",)]
+# A model's page: its claims with their verdicts, the paper's conditions spelled out.
+CLAIMS = [
+    *LEDGER[1:4],
+    Col("paper_conditions", "the paper's conditions", num=False, cls="wrap", sub="variant"),
+    *LEDGER[4:],
+]
 
 HISTORY = [
     Col("timestamp", "timestamp (UTC)", num=False),

@@ -226,6 +226,10 @@ def test_flops_at_1024x2048_are_never_compared_with_macs_at_another_size():
     v = verdict(FLOPS, at_256, structure("anet", (1024, 2048), 10.6e9))
     assert v.verdict == "reproduced" and v.paper == pytest.approx(10.5) and v.ours == pytest.approx(10.6)
     assert verdict(FLOPS).verdict == "not measured"
+    failed = verdict(FLOPS, at_256, structure("anet", (1024, 2048), 0, status="error"))
+    assert failed.verdict == "not measured" and failed.note.endswith(
+        "our count there: RuntimeError: too small"
+    )
 
 
 def test_flop_conventions_convert_and_an_unknown_one_is_not_comparable():
