@@ -136,8 +136,10 @@ def _verdict(model, claim, unit, paper, ours, within: bool, **more) -> Verdict:
     )  # fmt: skip
 
 
-def _open(model, claim, unit, reasons: list[str], command: str = "", note: str = "") -> Verdict:
-    return Verdict(model, claim, "not comparable", unit, differs=tuple(reasons), command=command, note=note)
+def _open(model, claim, unit, reasons: list[str], command: str = "", note: str = "", paper=None) -> Verdict:
+    return Verdict(
+        model, claim, "not comparable", unit, paper=paper, differs=tuple(reasons), command=command, note=note
+    )
 
 
 # The card fields each metric's rule reads, and how (bench.conditions).
@@ -234,7 +236,7 @@ def _assess_macs(model: str, claim: Reported, card: ModelCard, ev: Evidence) -> 
         return _open(
             model, claim, "GMACs",
             [f"input size: ours {', '.join(sizes)} vs paper {_hw(claim.input_hw)} (MACs are never scaled)"],
-            command=command, note=note,
+            command=command, note=note, paper=paper,
         )  # fmt: skip
     record = _newest(here)
     ours = record.get(counter) / 1e9

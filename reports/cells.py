@@ -134,7 +134,7 @@ LEDGER = [
     Col("model", "model", num=False, href="href"),
     Col("metric", "metric", num=False),
     Col("verdict", "verdict", num=False, cls="verdict"),
-    Col("paper", "paper", text="paper_text", cls="paper", title="paper_conditions", sub="unit"),
+    Col("paper", "paper", text="paper_text", cls="paper", title="paper_conditions", sub="paper_unit_text"),
     Col("ours", "ours", 4, text="ours_text", title="ours_conditions", help="95% interval and n for speeds"),
     Col("delta", "delta", 1, text="delta_text", title="note",
         help="ours / paper - 1 (mIoU: ours - paper, in points); only between comparable numbers"),
@@ -154,7 +154,7 @@ RATIOS = [
 VARIANTS = [
     Col("model", "model", num=False, href="href"),
     Col("metric", "metric", num=False),
-    Col("paper", "paper", text="paper_text", cls="paper", title="paper_conditions", sub="unit"),
+    Col("paper", "paper", text="paper_text", cls="paper", title="paper_conditions", sub="paper_unit_text"),
     Col("variant", "the network it is about", num=False, cls="wrap"),
     Col("source", "source", num=False, cls="wrap"),
 ]

@@ -28,9 +28,9 @@ from reports.tables import (
 )
 
 COLUMNS = [
-    "model", "metric", "verdict", "paper", "paper_text", "unit", "paper_conditions", "source",
-    "paper_compared", "compared_unit", "ours", "ours_text", "ours_low", "ours_high", "ours_n", "delta",
-    "delta_text", "ours_conditions", "differs", "command", "note", "ours_vs_ref", "paper_vs_ref",
+    "model", "metric", "verdict", "paper", "paper_text", "unit", "paper_unit_text", "paper_conditions",
+    "source", "paper_compared", "compared_unit", "ours", "ours_text", "ours_low", "ours_high", "ours_n",
+    "delta", "delta_text", "ours_conditions", "differs", "command", "note", "ours_vs_ref", "paper_vs_ref",
     "ratio_condition", "variant", "machine", "commit", "record_file",
 ]  # fmt: skip
 
@@ -77,10 +77,18 @@ def _delta_text(v: Verdict) -> str:
         return ""
     if v.unit == "%":
         return f"{v.delta:+.2f} points"
-    relative = f"{v.delta_rel * 100:+.3g}%" if v.delta_rel is not None else ""
+    relative = f"{v.delta_rel:+.2%}" if v.delta_rel is not None else ""
     if v.claim.metric == "params":
         return f"{v.delta * 1e6:+,.0f} params ({relative})"
     return relative or f"{v.delta:+.3g} {v.unit}"
+
+
+def _compared_text(v: Verdict) -> str:
+    """The claim's unit, and its value as compared where a conversion changed it (FLOPs to GMACs)."""
+    unit = v.claim.unit
+    if v.paper is None or v.paper == v.claim.value:
+        return unit
+    return f"{unit}; compared as {v.paper:.4f} {v.unit}"
 
 
 def _ours_text(v: Verdict) -> str:
@@ -104,6 +112,7 @@ def row(v: Verdict) -> dict:
         "paper": claim.value,
         "paper_text": repr(float(claim.value)).removesuffix(".0"),  # as the card states it
         "unit": claim.unit,
+        "paper_unit_text": _compared_text(v),
         "paper_conditions": paper_conditions(claim),
         "source": claim.source,
         "paper_compared": v.paper,

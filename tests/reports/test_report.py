@@ -216,9 +216,10 @@ def test_ledger_verdicts_on_the_fixture_defects(book):
     flops = claim(book, "hrnetv2_w18_small", "flops")
     assert flops["verdict"] == "not comparable" and pd.isna(flops["delta"])
     assert flops["command"] == "segbench structure --models hrnetv2_w18_small --resolutions 1024x2048"
+    assert flops["paper_unit_text"] == "G; compared as 33.3934 GMACs"  # 31.1 x 2^30 multiply-adds
     # ... and one counted at its own input is compared: 21.15 G multiply-adds against our 21.0
     bisenet = claim(book, "bisenetv2", "flops")
-    assert bisenet["verdict"] == "reproduced" and bisenet["delta_text"] == "-0.709%"
+    assert bisenet["verdict"] == "reproduced" and bisenet["delta_text"] == "-0.71%"
     assert bisenet["ours_text"] == "21.0000 GMACs (exact count)"
     # ResNet-101 claims on the ResNet-50 entry: listed apart, never compared
     r50 = book[(book["model"] == "deeplabv3_r50") & (book["metric"] == "miou")]
@@ -228,7 +229,7 @@ def test_ledger_verdicts_on_the_fixture_defects(book):
     params = claim(book, "hrnetv2_w18_small", "params")
     assert params["verdict"] == "reproduced" and params["ours_text"] == "1,540,820 params (exact count)"
     enet = claim(book, "enet", "params")  # 1,000,000 (fixture) against 0.37 M
-    assert enet["verdict"] == "differs" and enet["delta_text"] == "+630,000 params (+170%)"
+    assert enet["verdict"] == "differs" and enet["delta_text"] == "+630,000 params (+170.27%)"
     assert claim(book, "mobilenetv2", "top1")["verdict"] == "not measured"
 
 
