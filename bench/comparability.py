@@ -339,20 +339,25 @@ def _read_speed(claim: Reported) -> _SpeedClaim | list[str]:
 
 
 def _speed_command(model: str, want: _SpeedClaim) -> tuple[str, str]:
-    """The `segbench run` that measures the claim, and a note; ("", why) where segbench cannot."""
-    if want.backend.segbench is None:
-        return "", f"segbench has no {want.backend.label()} backend"
+    """The `segbench run` that measures the claim, and a note; ("", why) where segbench cannot (a backend
+    it lacks: the note then names the nearest run it can make, which does not measure the claim)."""
     if want.precision not in PRECISIONS:
         return "", f"segbench runs no {want.precision}"
     if want.device.kind not in ("cuda", "cpu"):
         return "", f"segbench runs on NVIDIA GPUs and CPUs, not on {want.device.name}"
     parts = ["segbench run", f"--models {_q(model)}", f"--device {want.device.kind}",
              f"--precision {want.precision}", f"--resolutions {_hw(want.input_hw)}"]  # fmt: skip
-    if want.backend.segbench != "eager":
+    if want.backend.segbench not in (None, "eager"):
         parts.append(f"--backend {want.backend.segbench}")
     if want.device.kind == "cpu":
         parts.append(f"--threads {want.device.threads}")
-    return " ".join(parts), f"on a {want.device.name}"
+    command = " ".join(parts)
+    if want.backend.segbench is None:
+        return "", (
+            f"segbench has no {want.backend.label()} backend; the nearest it measures (PyTorch eager, not "
+            f"the claim): {command} on a {want.device.name}"
+        )
+    return command, f"on a {want.device.name}"
 
 
 def _speed_differences(record: BenchRecord, want: _SpeedClaim) -> list[str]:
