@@ -48,6 +48,7 @@ def roofline_of(fields: dict, latency: dict | None, cell: Cell, calibration: dic
         peaks,
         execution.precision,
         tf32=bool(execution.tf32),
+        threads=(fields.get("conditions") or {}).get("threads"),
     )
 
 

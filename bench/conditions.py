@@ -396,3 +396,294 @@ class AccuracyCondition:
         if self.weights not in AUTHORS_WEIGHTS or other.weights not in AUTHORS_WEIGHTS:
             out.append(f"weights: {self.weights or 'not stated'} vs {other.weights or 'not stated'}")
         return out
+
+
+# ------------------------------------------------------------------------------ the claims' conditions
+#
+# A card's `Reported` states its conditions as free text ("TensorRT 5.1.5 (CUDA 9.0, cuDNN 7.0)", "fp16
+# (torch.cuda.amp autocast)", "ms (0.75, 1, 1.25) + flip, output stride 8"). The functions below read each
+# one into the terms of this module, or say that the text leaves it open: `NotStated` (the card does not
+# say, or says it ambiguously) or `NoEquivalent` (it says something SegBench has no condition for, e.g. an
+# image resized before the network). Neither is ever guessed into a value; either makes the claim not
+# comparable. Text that no rule recognises raises `UnreadableCondition`: a test reads every committed card,
+# so a new wording is met by a new rule, never by a silent fall-through.
+
+
+class UnreadableCondition(ValueError):
+    """A card's condition text that no rule of this module recognises."""
+
+
+@dataclass(frozen=True)
+class NotStated:
+    """The card leaves this condition open (or states it ambiguously); `reason` says how."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class NoEquivalent:
+    """The card states a condition that SegBench has no way to set; `reason` says which."""
+
+    reason: str
+
+
+Open = NotStated | NoEquivalent
+
+
+def is_open(value) -> bool:
+    return isinstance(value, (NotStated, NoEquivalent))
+
+
+def _says_not_stated(text: str) -> bool:
+    return bool(re.search(r"\bnot (stated|named|given)\b", text.lower()))
+
+
+def _unstated(text: str | None) -> NotStated:
+    """The card gives no value, or says in words that it has none."""
+    return NotStated(f"the card says {text!r}" if text else "the card gives none")
+
+
+_PRECISION_WORDS = {
+    "fp32": "fp32", "float32": "fp32", "fp16": "fp16", "float16": "fp16", "half": "fp16",
+    "bf16": "bf16", "bfloat16": "bf16", "int8": "int8", "tf32": "tf32",
+}  # fmt: skip
+
+
+def claim_precision(text: str | None) -> str | Open:
+    """'fp16 (torch.cuda.amp autocast)' -> 'fp16'. One precision word, or not stated."""
+    if not text or _says_not_stated(text):
+        return _unstated(text)
+    found = {_PRECISION_WORDS[w] for w in re.findall(r"[a-z0-9]+", text.lower()) if w in _PRECISION_WORDS}
+    if len(found) > 1:
+        return NotStated(f"ambiguous: {text!r}")
+    if not found:
+        raise UnreadableCondition(f"precision {text!r}")
+    return found.pop()
+
+
+@dataclass(frozen=True)
+class ClaimBackend:
+    """What ran the network: `name` lower-case ('tensorrt', 'pytorch', ...), its version where stated."""
+
+    name: str
+    version: str | None = None
+
+    @property
+    def segbench(self) -> str | None:
+        """The SegBench backend that runs the same thing, or None (SegBench has no TensorRT, TFLite...)."""
+        return SEGBENCH_BACKENDS.get(self.name)
+
+    def label(self) -> str:
+        return f"{self.name} {self.version}" if self.version else self.name
+
+
+# Backend names in cards, as (name, pattern). Checked in order: "Paddle.js" before "Paddle".
+_CLAIM_BACKENDS = (
+    ("tensorrt", r"tensor ?rt"),
+    ("tflite", r"tf-?lite|tensorflow lite"),
+    ("tensorflow", r"tensorflow"),
+    ("pytorch", r"pytorch|torch"),
+    ("onnxruntime", r"onnx ?runtime"),
+    ("paddle.js", r"paddle\.js"),
+    ("paddlelite", r"paddle ?lite"),
+    ("paddle", r"paddle(paddle)?"),
+    ("caffe", r"caffe"),
+)
+# A claim's backend as SegBench runs it: PyTorch's is the eager forward (the papers' benchmark scripts).
+SEGBENCH_BACKENDS = {"pytorch": "eager", "onnxruntime": "onnxruntime"}
+
+
+def claim_backend(text: str | None) -> ClaimBackend | Open:
+    """'TensorRT 5.1.5 (CUDA 9.0, cuDNN 7.0)' -> tensorrt 5.1.5; 'PyTorch' -> pytorch (version None)."""
+    if not text or _says_not_stated(text):
+        return _unstated(text)
+    lower = text.lower()
+    for name, pattern in _CLAIM_BACKENDS:
+        match = re.search(rf"\b(?:{pattern})\b\s*v?(\d+(?:\.\d+)*)?", lower)
+        if match:
+            return ClaimBackend(name, match[1])
+    raise UnreadableCondition(f"backend {text!r}")
+
+
+# Words that name the vendor, the product line, the memory or the form factor, not the device model:
+# "NVIDIA GeForce GTX 1080 Ti" and "GTX 1080 Ti" are one device, as are "Tesla V100-SXM2-16GB" and "V100".
+_DEVICE_NOISE = {
+    "nvidia", "geforce", "tesla", "amd", "intel", "r", "tm", "corporation", "graphics", "gpu", "processor",
+    "sxm", "sxm2", "sxm4", "sxm5", "pcie", "hbm", "hbm2", "hbm2e", "hbm3", "hbm3e", "nvl",
+}  # fmt: skip
+_GPU_WORDS = {"gtx", "rtx", "titan", "quadro", "jetson", "radeon", "v100", "a100", "h100", "h200", "t4",
+              "k80", "p100", "l4", "a10", "a10g"}  # fmt: skip
+_CPU_WORDS = {"cpu", "xeon", "epyc", "ryzen", "core", "arm", "snapdragon"}
+_PHONE_WORDS = {"iphone", "pixel", "xiaomi", "mobile", "web", "snapdragon"}
+
+
+def device_tokens(name: str | None) -> frozenset[str]:
+    """The words that identify a device model, lower-case, vendor words and memory size aside."""
+    words = re.findall(r"[a-z0-9]+", str(name or "").lower())
+    return frozenset(w for w in words if w not in _DEVICE_NOISE and not re.fullmatch(r"\d+gb", w))
+
+
+@dataclass(frozen=True)
+class ClaimDevice:
+    """A device a claim names: `tokens` to match our device model by; `kind` 'cuda' (an NVIDIA GPU SegBench
+    can run on), 'cpu', 'other' (a phone, a browser, another vendor's GPU) or None; `threads` where stated."""
+
+    name: str
+    tokens: frozenset[str]
+    kind: str | None
+    threads: int | None = None
+
+    def matches(self, device_model: str | None) -> bool:
+        return bool(device_model) and self.tokens == device_tokens(device_model)
+
+
+def claim_device(text: str | None) -> ClaimDevice | Open:
+    """'GTX 1080 Ti' -> tokens {gtx, 1080, ti}, kind cuda; 'Snapdragon 855 ... 1 thread' -> other, 1 thread.
+    The thread count is read where the text states it ('1 thread'), and removed from the name. Words in
+    parentheses count: 'Titan X (Maxwell)' is not 'TITAN X (Pascal)'."""
+    if not text or _says_not_stated(text):
+        return _unstated(text)
+    threads = re.search(r"\b(\d+) threads?\b", text.lower())
+    name = re.sub(r",?\s*\b\d+ threads?\b", "", text, flags=re.IGNORECASE).strip()
+    tokens = device_tokens(name)
+    words = set(re.findall(r"[a-z0-9]+", name.lower()))
+    if not tokens:
+        raise UnreadableCondition(f"device {text!r}")
+    if words & _PHONE_WORDS or "radeon" in words:
+        kind = "other"
+    elif words & _GPU_WORDS:
+        kind = "cuda"
+    elif words & _CPU_WORDS:
+        kind = "cpu"
+    else:
+        kind = None
+    return ClaimDevice(name, tokens, kind, int(threads[1]) if threads else None)
+
+
+def claim_dataset(text: str | None) -> str | Open:
+    """A card's dataset in `dataset_key` spelling ('PASCAL VOC 2012' -> 'voc2012')."""
+    if not text or _says_not_stated(text):
+        return _unstated(text)
+    return dataset_key(text)
+
+
+SPLITS = ("train", "val", "test", "trainval")
+
+
+def claim_split(text: str | None) -> str | Open:
+    """'test (289 images per the official README)' -> 'test'; 'not stated in the README' -> not stated."""
+    if not text or _says_not_stated(text):
+        return _unstated(text)
+    first = re.match(r"[a-z+]+", text.strip().lower())
+    if first is None or first[0] not in SPLITS:
+        raise UnreadableCondition(f"split {text!r}")
+    return first[0]
+
+
+def _scales(text: str) -> tuple[float, ...] | None:
+    """'(0.5 to 1.75, step 0.25)', '(0.75 to 2, 6 scales)', 'scales 0.5-1.75 (6)', '(0.75, 1, 1.25)'."""
+    number = r"(\d+(?:\.\d+)?)(?![\d.])"
+    count = rf"(?:,\s*step\s*{number}|,\s*(\d+) scales|\s*\((\d+)\))"
+    ranged = re.search(rf"{number}\s*(?:to|-)\s*{number}{count}", text)
+    if ranged:
+        low, high = float(ranged[1]), float(ranged[2])
+        count = round((high - low) / float(ranged[3])) + 1 if ranged[3] else int(ranged[4] or ranged[5])
+        if count < 2:
+            return None
+        step = (high - low) / (count - 1)
+        return tuple(round(low + i * step, 4) for i in range(count))
+    listed = re.search(rf"\(\s*{number}(?:\s*,\s*{number})+\s*\)", text)
+    if listed:
+        return tuple(float(v) for v in re.findall(number, listed[0]))
+    return None
+
+
+def claim_protocol(text: str | None) -> EvalProtocol | Open:
+    """A card's test-time protocol as an `EvalProtocol`, where the text states one that SegBench runs.
+
+    - whole: single-scale on the whole image ('whole image', 'full resolution'); flip only where said;
+    - slide: a crop and a stride both stated ('stride 2/3 crop' is mmsegmentation's, EvalProtocol.make's);
+    - msflip: every scale stated (a list, or a range with its step or count), and whether it flips.
+
+    'Single-scale' with no word of flipping means no flip (the field's "mIoU" against "mIoU (ms+flip)");
+    'single-scale' with no word of whole image or window is not stated, nor are multi-scale without its
+    scales, a window without its stride. An image resized before the network, a sliding window that
+    flips, or multi-scale sliding windows are stated but not protocols SegBench's eval runs: NoEquivalent.
+    """
+    if not text:
+        return _unstated(text)
+    lower = text.lower()
+    if _says_not_stated(lower):
+        return _unstated(text)
+    if re.search(r"resiz|subsampl|downsampl", lower):
+        return NoEquivalent("the image is resized before the network (segbench eval has no resize option)")
+    single = bool(re.search(r"single[- ]scale|no multi-scale|no test-time augmentation", lower))
+    multi = not single and bool(re.search(r"\bms\b|multi-scale|\bscales\b", lower))
+    window = bool(re.search(r"slid|\bcrops?\b", lower))
+    no_flip = bool(re.search(r"no (horizontal )?flip|no test-time augmentation", lower))
+    flip = not no_flip and bool(re.search(r"\bflip", lower))
+    if window:
+        if multi:
+            return NoEquivalent("multi-scale sliding windows (segbench eval runs slide or msflip, not both)")
+        if flip:
+            return NoEquivalent("a sliding window with flipping (segbench eval's slide does not flip)")
+        crop = re.search(r"(\d+)\s*x\s*(\d+)(?:\s+sliding)?\s+(?:crops?|sliding|window)", lower)
+        if crop is None:
+            return NotStated(f"sliding window's crop not stated: {text!r}")
+        crop_hw = (int(crop[1]), int(crop[2]))
+        if "stride 2/3 crop" in lower:
+            return EvalProtocol.make("slide", crop=crop_hw)
+        stride = re.search(r"stride (\d+)(?:\s*x\s*(\d+))?", lower)
+        if stride is None:
+            return NotStated(f"sliding window's stride not stated: {text!r}")
+        return EvalProtocol.make("slide", crop=crop_hw, stride=(int(stride[1]), int(stride[2] or stride[1])))
+    if multi:
+        scales = _scales(lower)
+        if scales is None:
+            return NotStated(f"multi-scale without all its scales: {text!r}")
+        if not (flip or no_flip):
+            return NotStated(f"multi-scale without saying whether it flips: {text!r}")
+        return EvalProtocol.make("msflip", scales=scales, flip=flip)
+    if single:
+        if flip:
+            return EvalProtocol.make("msflip", scales=(1.0,), flip=True)
+        if re.search(r"\bwhole\b|full[- ]resolution", lower):
+            return EvalProtocol.make("whole")
+        return NotStated(f"whole image or sliding window not stated: {text!r}")
+    raise UnreadableCondition(f"protocol {text!r}")
+
+
+@dataclass(frozen=True)
+class FlopConvention:
+    """How a claim counts: `per_mac` FLOPs per multiply-add (1: the number is MACs; 2: FLOPs = 2 x MACs),
+    `giga` its G (1e9, or 2^30), and `scope` what it counts ('all' ops a MAC counter has a rule for, or
+    'conv+linear' only: torch.utils.flop_counter's scope, the record's `macs_flop_counter`)."""
+
+    per_mac: int = 1
+    giga: float = 1e9
+    scope: str = "all"
+
+    def to_gmacs(self, value: float) -> float:
+        """The claim's value in 1e9 multiply-adds."""
+        return value / self.per_mac * self.giga / 1e9
+
+    def label(self) -> str:
+        parts = ["2 x MACs" if self.per_mac == 2 else "MACs", "G = 2^30" if self.giga != 1e9 else ""]
+        return ", ".join(p for p in (*parts, "conv and linear only" if self.scope != "all" else "") if p)
+
+
+def claim_flop_convention(metric: str, text: str | None) -> FlopConvention | Open:
+    """A MACs/FLOPs claim's counting convention. A `macs` claim counts multiply-adds in 1e9 (the card
+    schema's unit) unless its text says otherwise; a `flops` claim must say what its FLOPs are."""
+    if not text:
+        return FlopConvention() if metric == "macs" else _unstated(text)
+    lower = text.lower()
+    if _says_not_stated(lower):
+        return _unstated(text)
+    if not re.search(r"multiply-adds?|multiply-accumulates?|\bmacs?\b", lower):
+        raise UnreadableCondition(f"FLOPs convention {text!r}")
+    return FlopConvention(
+        per_mac=2 if re.search(r"\b2\s*x\s*(multiply|mac)", lower) else 1,
+        giga=2.0**30 if "2^30" in lower else 1e9,
+        scope="conv+linear" if re.search(r"conv(olution)?s? and linear", lower) else "all",
+    )

@@ -1,4 +1,5 @@
-"""Per-model detail tables: FLOP counters' agreement, backend output agreement, hardware state, evaluations.
+"""Per-model detail tables: FLOP counters' agreement, backend output agreement, hardware state, evaluations,
+and the model's claims with their verdicts.
 
 Each reads the newest record per cell of one model and returns a DataFrame with only the rows that carry the
 field (a schema-1 record, or a CPU run, has no hardware state: it is left out rather than shown as gaps).
@@ -8,12 +9,13 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.records import BenchRecord, latest_per_cell
 from reports.tables import (
     bench_records,
     conditions_text,
     eval_records,
     hw_text,
-    latest_per_cell,
+    latency_flag,
     weights_source,
 )
 
@@ -22,42 +24,43 @@ def _num(value, scale: float):
     return value / scale if value is not None else None
 
 
-def _cells(records: list[dict], model: str) -> list[dict]:
-    mine = [r for r in latest_per_cell(bench_records(records)) if r["model"] == model]
+def _cells(records: list, model: str) -> list[BenchRecord]:
+    mine = [r for r in latest_per_cell(bench_records(records)) if r.model == model]
     return sorted(
         mine,
         key=lambda r: (
-            str(r["env"].get("machine")), r["device"], r["precision"], conditions_text(r),
-            r["input_hw"][0] * r["input_hw"][1], r["batch"],
+            str(r.machine), r.execution.device, r.execution.precision, conditions_text(r.execution),
+            r.execution.input_hw[0] * r.execution.input_hw[1], r.execution.batch,
         ),
     )  # fmt: skip
 
 
-def _where(r: dict) -> dict:
+def _where(r: BenchRecord) -> dict:
+    ex = r.execution
     return {
-        "machine": r["env"].get("machine"),
-        "device": r["device"],
-        "precision": r["precision"],
-        "conditions": conditions_text(r),
-        "input": hw_text(r["input_hw"]),
-        "batch": r["batch"],
+        "machine": r.machine,
+        "device": ex.device,
+        "precision": ex.precision,
+        "conditions": conditions_text(ex),
+        "input": hw_text(ex.input_hw),
+        "batch": ex.batch,
     }
 
 
-def flop_agreement(records: list[dict], model: str) -> pd.DataFrame:
+def flop_agreement(records: list, model: str) -> pd.DataFrame:
     """fvcore against torch.utils.flop_counter, with what each leaves uncounted."""
     rows = []
     for r in _cells(records, model):
-        if r.get("macs") is None:
+        if r.macs is None:
             continue
         other = r.get("macs_flop_counter")
         coverage = r.get("macs_coverage") or {}
         rows.append(
             {
                 **_where(r),
-                "gmacs_fvcore": r["macs"] / 1e9,
+                "gmacs_fvcore": r.macs / 1e9,
                 "gmacs_flop_counter": other / 1e9 if other is not None else None,
-                "difference_pct": (other / r["macs"] - 1) * 100 if other is not None and r["macs"] else None,
+                "difference_pct": (other / r.macs - 1) * 100 if other is not None and r.macs else None,
                 "disagree_over_5pct": r.get("macs_disagree"),
                 "coverage": ", ".join(f"{k} {v:.0%}" for k, v in sorted(coverage.items()) if v is not None),
                 "fvcore_uncounted": ", ".join(sorted(r.get("macs_unsupported_ops") or {})),
@@ -67,7 +70,7 @@ def flop_agreement(records: list[dict], model: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def output_agreement(records: list[dict], model: str) -> pd.DataFrame:
+def output_agreement(records: list, model: str) -> pd.DataFrame:
     """Each non-reference condition's output against eager fp32."""
     rows = []
     for r in _cells(records, model):
@@ -85,7 +88,20 @@ def output_agreement(records: list[dict], model: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def hardware_state(records: list[dict], model: str) -> pd.DataFrame:
+def roofline_fraction(roofline: dict) -> tuple[float | None, str]:
+    """(fraction, note) to show: a recorded fraction, never one above 1. Records made before the peak was
+    taken as the best of its repeats hold fractions above 1 (their peak was measured too low): those read
+    'n/a', with the reason, as a record's own `fraction_note` does."""
+    fraction = roofline.get("fraction")
+    achieved, peak = roofline.get("achieved_tflops"), roofline.get("peak_tflops")
+    if fraction is not None and fraction > 1:
+        return None, f"n/a: peak too low (achieved {achieved:.3g} TFLOP/s above the measured peak {peak:.3g})"
+    if fraction is None and roofline:
+        return None, f"n/a: {roofline.get('fraction_note') or 'no measured peak for this precision'}"
+    return fraction, ""
+
+
+def hardware_state(records: list, model: str) -> pd.DataFrame:
     """GPU clocks, temperature, power before/after timing; throttling, energy, roofline, memory by method."""
     rows = []
     for r in _cells(records, model):
@@ -93,6 +109,7 @@ def hardware_state(records: list[dict], model: str) -> pd.DataFrame:
         if not (hardware or roofline or memory):
             continue
         before, after = hardware.get("before") or {}, hardware.get("after") or {}
+        fraction, why = roofline_fraction(roofline)
         rows.append(
             {
                 **_where(r),
@@ -102,7 +119,9 @@ def hardware_state(records: list[dict], model: str) -> pd.DataFrame:
                 "throttled": hardware.get("throttled"),
                 "energy_j_per_image": hardware.get("energy_j_per_image"),
                 "achieved_tflops": roofline.get("achieved_tflops"),
-                "roofline_fraction": roofline.get("fraction"),
+                "roofline_fraction": fraction,
+                "roofline_note": why,
+                "latency_flag": latency_flag(r.latency),
                 "cpu_peak_rss_mb": memory.get("cpu_peak_rss_mb"),
                 "cuda_max_allocated_mb": memory.get("cuda_max_allocated_mb"),
                 "cuda_max_reserved_mb": memory.get("cuda_max_reserved_mb"),
@@ -112,27 +131,34 @@ def hardware_state(records: list[dict], model: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def evaluations(records: list[dict], model: str) -> pd.DataFrame:
+def evaluations(records: list, model: str) -> pd.DataFrame:
     """Every accuracy evaluation of the model (newest per evaluation cell)."""
     rows = []
     for r in sorted(
-        (r for r in latest_per_cell(eval_records(records)) if r["model"] == model),
-        key=lambda r: (str(r["dataset"]), str(r["split"]), str(r["protocol"]), weights_source(r)),
+        (r for r in latest_per_cell(eval_records(records)) if r.model == model),
+        key=lambda r: (r.dataset, r.split, r.protocol.label(), weights_source(r)),
     ):
+        cost = r.get("cost") or {}
         rows.append(
             {
-                "dataset": r["dataset"],
-                "split": r["split"],
-                "protocol": r["protocol"],
+                "dataset": r.dataset,
+                "split": r.split,
+                "protocol": r.protocol.label(),
                 "weights": weights_source(r),
-                "miou": r.get("miou"),
-                "protocol_gmacs": _num((r.get("cost") or {}).get("macs_protocol"), 1e9),
-                "latency_ms_per_image": (r.get("cost") or {}).get("latency_ms_per_image"),
-                "status": r["status"],
-                "error": r.get("error") or "",
-                "machine": r["env"].get("machine"),
-                "commit": (r["env"].get("git_commit") or "")[:10],
-                "timestamp": r["env"].get("timestamp", ""),
+                "miou": r.miou,
+                "protocol_gmacs": _num(cost.get("macs_protocol"), 1e9),
+                # a mean over the split's images (one pass), not a timed median: it has no interval
+                "mean_ms_per_image_no_interval": cost.get("latency_ms_per_image"),
+                "status": r.status,
+                "error": r.error or "",
+                "machine": r.machine,
+                "commit": r.env.commit_label,
+                "timestamp": r.timestamp,
             }
         )
     return pd.DataFrame(rows)
+
+
+def claims(book: pd.DataFrame, model: str) -> pd.DataFrame:
+    """The model's card claims with their verdicts (rows of reports.ledger.ledger)."""
+    return book[book["model"] == model].reset_index(drop=True)

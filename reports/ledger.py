@@ -1,228 +1,233 @@
-"""The reproducibility ledger: every paper claim beside our measurement under the closest conditions.
+"""The reproducibility ledger: every card claim with its verdict.
 
-For each model with results and a card, each `Reported` number gets one row: the claim, its source and
-conditions, the closest measured record (how "closest" is chosen depends on the metric, see `_closest_*`),
-the delta in percent, and the conditions that differ. Speed claims (FPS, latency) from other GPUs are also
-compared relative to the reference model (`bench.conditions.REFERENCE_MODEL`) measured on the same machine:
-our speed ratio model/reference on our machine against the paper ratio, where the reference's own card has a
-claim on the same device and resolution.
+Each claim of every exported card gets exactly one verdict from bench.comparability's rules: reproduced,
+differs, not comparable or not measured. A summary counts the verdicts per metric; claims about another
+network (`Reported.variant`) are listed apart and never attached to the model's numbers; evaluations of
+weights trained here have a section of their own (recipe, budget, result) and never stand against a paper.
 """
 
 from __future__ import annotations
 
-import math
+import json
+from pathlib import Path
 
 import pandas as pd
 
+from bench.comparability import RULES, VERDICTS, Evidence, Verdict, assess
 from bench.conditions import REFERENCE_MODEL
-from reports.tables import _speed_key as speed_key
+from bench.records import latest_per_cell
 from reports.tables import (
+    all_cards,
     bench_records,
-    card_or_none,
-    conditions_text,
     eval_records,
     hw_text,
-    latest_per_cell,
+    interval_text,
     paper_conditions,
-    paper_values,
-    reference_latency,
-    same_dataset,
+    structure_records,
     weights_source,
 )
 
-
-def claim_in_gmacs(reported) -> tuple[float, str]:
-    """A MACs/FLOPs claim in 1e9 multiply-adds, with a note on the conversion made."""
-    convention = (reported.convention or "").lower()
-    value = reported.value
-    notes = []
-    if reported.metric == "flops" and ("2 x" in convention or "2x" in convention):
-        value /= 2
-        notes.append("paper FLOPs = 2 x MACs, halved")
-    elif reported.metric == "flops" and "multiply-add" not in convention:
-        notes.append("paper's FLOPs convention unknown: compared as stated")
-    if "2^30" in convention:
-        value *= 2**30 / 1e9
-        notes.append("paper G = 2^30, converted to 1e9")
-    return value, "; ".join(notes)
+COLUMNS = [
+    "model", "metric", "verdict", "paper", "paper_text", "unit", "paper_unit_text", "paper_conditions",
+    "source", "paper_compared", "compared_unit", "ours", "ours_text", "ours_low", "ours_high", "ours_n",
+    "delta", "delta_text", "ours_conditions", "differs", "command", "note", "ours_vs_ref", "paper_vs_ref",
+    "ratio_condition", "variant", "machine", "commit", "record_file",
+]  # fmt: skip
 
 
-def _pixel_distance(hw, target) -> float:
-    if not target:
-        return 0.0
-    return abs(math.log((hw[0] * hw[1]) / (target[0] * target[1])))
-
-
-def _closest_cost(records: list[dict], reported) -> dict | None:
-    """Cost (params/MACs) depends on the input only: the record at the nearest resolution, newest first."""
-    ok = [r for r in records if r["status"] == "ok" and r.get("macs") is not None]
-    ok.sort(key=lambda r: r["env"].get("timestamp", ""), reverse=True)
-    ok.sort(key=lambda r: _pixel_distance(r["input_hw"], reported.input_hw))
-    return ok[0] if ok else None
-
-
-def _closest_speed(records: list[dict], reported) -> dict | None:
-    """Speed: prefer a GPU, then the claim's precision, then the nearest resolution, then batch 1."""
-    ok = [r for r in records if r["status"] == "ok" and (r.get("latency_ms") or {}).get("median")]
-
-    def rank(r):
-        return (
-            r["device"] == "cpu",
-            bool(reported.precision) and r["precision"] != reported.precision,
-            _pixel_distance(r["input_hw"], reported.input_hw),
-            r["batch"] != 1,
-            str(r["env"].get("machine")),
-            conditions_text(r),
+def evidence(records: list) -> dict[str, Evidence]:
+    """Per model, its newest record per cell (every machine) of each kind, with the reference's."""
+    bench = latest_per_cell(bench_records(records))
+    evals = latest_per_cell(eval_records(records))
+    structure = latest_per_cell(structure_records(records))
+    cards = all_cards()
+    ref_bench = tuple(r for r in bench if r.model == REFERENCE_MODEL)
+    out = {}
+    for model in sorted(cards):
+        out[model] = Evidence(
+            bench=tuple(r for r in bench if r.model == model),
+            evals=tuple(r for r in evals if r.model == model),
+            structure=tuple(r for r in structure if r.model == model),
+            reference_bench=ref_bench,
+            reference_card=cards.get(REFERENCE_MODEL),
         )
-
-    ok.sort(key=rank)
-    return ok[0] if ok else None
-
-
-def _closest_eval(records: list[dict], reported) -> dict | None:
-    ok = [r for r in records if r["status"] == "ok" and r.get("miou") is not None]
-
-    def rank(r):
-        return (
-            not same_dataset(r.get("dataset"), reported.dataset),
-            bool(reported.split) and r.get("split") != reported.split,
-            str(r.get("protocol")),
-            weights_source(r),
-        )
-
-    ok.sort(key=rank)
-    return ok[0] if ok else None
-
-
-def _our_hardware(r: dict) -> str:
-    env = r["env"]
-    return str(
-        ((env.get("gpu") or {}).get("name") if r["device"] != "cpu" else env.get("cpu")) or r["device"]
-    )
-
-
-def _differences(reported, r: dict) -> list[str]:
-    """The conditions under which the claim and our measurement differ, as short phrases."""
-    out = []
-    if record_is_eval(r):
-        for field in ("dataset", "split", "protocol"):
-            theirs = getattr(reported, field)
-            same = same_dataset if field == "dataset" else lambda a, b: str(a).lower() == str(b).lower()
-            if theirs and not same(r.get(field), theirs):
-                out.append(f"{field}: ours {r.get(field)} vs paper {theirs}")
-        return out
-    if reported.input_hw and tuple(r["input_hw"]) != tuple(reported.input_hw):
-        out.append(f"resolution: ours {hw_text(r['input_hw'])} vs paper {hw_text(reported.input_hw)}")
-    elif not reported.input_hw and reported.metric != "params":
-        out.append(f"resolution: ours {hw_text(r['input_hw'])}, paper's not stated")
-    if reported.metric in ("fps", "latency_ms"):
-        if reported.device:
-            out.append(f"device: ours {_our_hardware(r)} vs paper {reported.device}")
-        if reported.backend:
-            out.append(f"backend: ours {conditions_text(r)} vs paper {reported.backend}")
-        if reported.precision and reported.precision != r["precision"]:
-            out.append(f"precision: ours {r['precision']} vs paper {reported.precision}")
-        if r["batch"] != 1:
-            out.append(f"batch {r['batch']}")
     return out
 
 
-def record_is_eval(r: dict) -> bool:
-    return r.get("kind") == "eval"
+def verdicts(records: list) -> list[Verdict]:
+    """Every claim of every card, in card order, with its verdict."""
+    cards = all_cards()
+    found = evidence(records)
+    return [assess(claim, cards[m], found[m]) for m in sorted(cards) for claim in cards[m].reported]
 
 
-def _paper_ratio(reported) -> float | None:
-    """The claim's speed relative to the reference model's own claim on the same device and resolution."""
-    for ref in paper_values(REFERENCE_MODEL, reported.metric):
-        if ref.device and ref.device == reported.device and ref.input_hw == reported.input_hw:
-            return reported.value / ref.value if reported.metric == "fps" else ref.value / reported.value
+def _ours_conditions(v: Verdict) -> str:
+    r = v.record
+    if r is None:
+        return ""
+    if r.kind == "eval":
+        return f"{r.dataset} {r.split} {r.protocol.label()}, weights: {weights_source(r)} ({r.machine})"
+    if r.kind == "structure":
+        return f"structure at {hw_text(r.input_hw)} b{r.batch} (digest {r.digest})"
+    return f"{r.machine} · {r.execution.label()} · {r.speed_condition.device_model}"
+
+
+def _delta_text(v: Verdict) -> str:
+    if v.delta is None:
+        return ""
+    if v.unit == "%":
+        return f"{v.delta:+.2f} points"
+    relative = f"{v.delta_rel:+.2%}" if v.delta_rel is not None else ""
+    if v.claim.metric == "params":
+        return f"{v.delta * 1e6:+,.0f} params ({relative})"
+    return relative or f"{v.delta:+.3g} {v.unit}"
+
+
+def _compared_text(v: Verdict) -> str:
+    """The claim's unit, and its value as compared where a conversion changed it (FLOPs to GMACs)."""
+    unit = v.claim.unit
+    if v.paper is None or v.paper == v.claim.value:
+        return unit
+    return f"{unit}; compared as {v.paper:.4f} {v.unit}"
+
+
+def _ours_text(v: Verdict) -> str:
+    if v.ours is None:
+        return ""
+    if v.interval is not None or v.n is not None:
+        return interval_text(v.ours, v.interval, v.n, v.unit)
+    if v.claim.metric == "params":
+        return f"{v.ours * 1e6:,.0f} params (exact count)"
+    if v.unit == "%":
+        return f"{v.ours:.2f}% (one pass over the split)"
+    return f"{v.ours:.4f} {v.unit} (exact count)"
+
+
+def row(v: Verdict) -> dict:
+    claim, r = v.claim, v.record
+    return {
+        "model": v.model,
+        "metric": claim.metric,
+        "verdict": v.verdict,
+        "paper": claim.value,
+        "paper_text": repr(float(claim.value)).removesuffix(".0"),  # as the card states it
+        "unit": claim.unit,
+        "paper_unit_text": _compared_text(v),
+        "paper_conditions": paper_conditions(claim),
+        "source": claim.source,
+        "paper_compared": v.paper,
+        "compared_unit": v.unit,
+        "ours": v.ours,
+        "ours_text": _ours_text(v),
+        "ours_low": v.interval[0] if v.interval else None,
+        "ours_high": v.interval[1] if v.interval else None,
+        "ours_n": v.n,
+        "delta": v.delta_rel * 100 if v.delta_rel is not None and v.unit != "%" else v.delta,
+        "delta_text": _delta_text(v),
+        "ours_conditions": _ours_conditions(v),
+        "differs": "; ".join(v.differs),
+        "command": v.command,
+        "note": v.note,
+        "ours_vs_ref": v.ours_vs_ref,
+        "paper_vs_ref": v.paper_vs_ref,
+        "ratio_condition": v.ratio_condition,
+        "variant": claim.variant or "",
+        "machine": r.machine if r is not None else "",
+        "commit": r.env.commit_label if r is not None else "",
+        "record_file": r.source if r is not None else "",
+    }
+
+
+def ledger(records: list) -> pd.DataFrame:
+    """One row per claim of every card: its verdict, our number with its interval, what differs, the
+    command that would measure it. `delta` is in points for mIoU, in percent otherwise."""
+    return pd.DataFrame([row(v) for v in verdicts(records)], columns=COLUMNS)
+
+
+def summary(book: pd.DataFrame) -> pd.DataFrame:
+    """Per metric, how many claims got each verdict (and in all)."""
+    rows = []
+    for metric in sorted(set(book["metric"])):
+        mine = book[book["metric"] == metric]
+        counts = mine["verdict"].value_counts()
+        rows.append({"metric": metric, **{v: int(counts.get(v, 0)) for v in VERDICTS}, "claims": len(mine)})
+    total = {"metric": "all", **{v: sum(r[v] for r in rows) for v in VERDICTS}, "claims": len(book)}
+    return pd.DataFrame([*rows, total] if rows else [], columns=["metric", *VERDICTS, "claims"])
+
+
+def rules() -> pd.DataFrame:
+    """The rules table as the ledger applies it (bench.comparability.RULES)."""
+    return pd.DataFrame(
+        [
+            {
+                "metric": ", ".join(rule.metrics),
+                "must_match": "; ".join(rule.must_match) or "–",
+                "converted": rule.converted or "–",
+                "tolerance": rule.tolerance,
+            }
+            for rule in RULES.values()
+        ]
+    )
+
+
+# ------------------------------------------------------------------------------------- trained here
+
+
+def _sidecar(record) -> dict | None:
+    """The training sidecar (`<checkpoint>.json`, bench.eval.train) of an evaluated checkpoint trained here:
+    in the `trained/` folder of the results tree the evaluation was read from (results/eval/<machine>/<file>
+    -> results/trained/<checkpoint>.json), else beside the checkpoint's recorded path."""
+    path = record.weights.get("path")
+    if not path:
+        return None
+    candidates = []
+    source = Path(record.source) if record.source else None
+    if source is not None and len(source.parents) >= 3:
+        candidates.append(source.parents[2] / "trained" / (Path(path).name + ".json"))
+    candidates.append(Path(str(path) + ".json"))
+    for candidate in candidates:
+        try:
+            document = json.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(document, dict):
+            return document
     return None
 
 
-def ledger(records: list[dict]) -> pd.DataFrame:
-    """One row per paper claim of every model that has results and a card."""
-    bench = latest_per_cell(bench_records(records))
-    evals = latest_per_cell(eval_records(records))
-    refs = reference_latency(records)
+def _budget(sidecar: dict | None) -> tuple[str, str]:
+    """(recipe, budget) in words, from a training sidecar."""
+    if not sidecar:
+        return "sidecar not found", "sidecar not found"
+    recipe = sidecar.get("recipe") or {}
+    steps = f"{sidecar.get('iterations_done')} of {sidecar.get('iterations_planned')} iterations"
+    batch = f"batch {recipe.get('batch_size')}, crop {hw_text(recipe.get('crop_hw'))}"
+    wall = sidecar.get("elapsed_s")
+    where = f"{sidecar.get('device')}, {sidecar.get('threads')} thread(s)"
+    budget = f"{steps} x {batch}; {wall} s wall on {where}; split {sidecar.get('split')}"
+    described = f"{recipe.get('optimizer')} lr {recipe.get('lr')}, {recipe.get('schedule')}"
+    return f"{described} ({recipe.get('source') or 'source not recorded'})", budget
+
+
+def trained_here(records: list) -> pd.DataFrame:
+    """Evaluations of weights trained here: the result with its recipe and budget, never against a paper."""
     rows = []
-    for model in sorted({r["model"] for r in bench} | {r["model"] for r in evals}):
-        card = card_or_none(model)
-        if card is None:
-            continue
-        mine = [r for r in bench if r["model"] == model]
-        mine_eval = [r for r in evals if r["model"] == model]
-        for reported in card.reported:
-            row = {
-                "model": model,
-                "metric": reported.metric,
-                "paper": reported.value,
-                "unit": reported.unit,
-                "paper_conditions": paper_conditions(reported),
-                "source": reported.source,
-                "paper_compared": None,
-                "ours": None,
-                "ours_conditions": "",
-                "delta_pct": None,
-                "ours_vs_ref": None,
-                "paper_vs_ref": None,
-                "delta_vs_ref_pct": None,
-                "differs": "",
-                "note": "",
-                "commit": "",
+    trained = [r for r in latest_per_cell(eval_records(records)) if r.weights_source == "trained here"]
+    for r in sorted(trained, key=lambda r: (r.model, r.dataset, r.machine or "")):
+        recipe, budget = _budget(_sidecar(r))
+        rows.append(
+            {
+                "model": r.model,
+                "dataset": r.dataset,
+                "split": r.split,
+                "protocol": r.protocol.label(),
+                "miou": r.miou,
+                "status": r.status,
+                "recipe": recipe,
+                "budget": budget,
+                "checkpoint": Path(str(r.weights.get("path") or "")).name,
+                "machine": r.machine,
+                "commit": r.env.commit_label,
             }
-            claim = reported.value
-            match = None
-            if reported.metric == "params":
-                match = _closest_cost(mine, reported)
-                if match is not None:
-                    count = match.get("params_total") if card.params_counts_aux_heads else match.get("params")
-                    row["ours"] = count / 1e6 if count is not None else None
-                    if card.params_counts_aux_heads:
-                        row["note"] = "paper counts training-only heads: compared with params_total"
-            elif reported.metric in ("macs", "flops"):
-                match = _closest_cost(mine, reported)
-                claim, row["note"] = claim_in_gmacs(reported)
-                if match is not None:
-                    row["ours"] = match["macs"] / 1e9
-                    row["unit"] = "G MACs"
-            elif reported.metric in ("fps", "latency_ms"):
-                match = _closest_speed(mine, reported)
-                if match is not None:
-                    lat = match["latency_ms"]["median"]
-                    row["ours"] = match.get("fps") if reported.metric == "fps" else lat
-                    ref = refs.get(speed_key(match))
-                    if ref:
-                        row["ours_vs_ref"] = ref / lat
-                    row["paper_vs_ref"] = _paper_ratio(reported)
-                    if row["ours_vs_ref"] and row["paper_vs_ref"]:
-                        row["delta_vs_ref_pct"] = (row["ours_vs_ref"] / row["paper_vs_ref"] - 1) * 100
-            elif reported.metric == "miou":
-                match = _closest_eval(mine_eval, reported)
-                if match is not None:
-                    row["ours"] = match["miou"]
-                    row["note"] = f"weights: {weights_source(match)}" if weights_source(match) else ""
-            else:
-                row["note"] = f"SegBench does not measure {reported.metric}"
-            if match is not None and row["ours"] is not None:
-                row["paper_compared"] = claim
-                row["delta_pct"] = (row["ours"] / claim - 1) * 100 if claim else None
-                row["differs"] = "; ".join(_differences(reported, match))
-                row["commit"] = (match["env"].get("git_commit") or "")[:10]
-                if record_is_eval(match):
-                    row["ours_conditions"] = " ".join(
-                        str(x) for x in (match.get("dataset"), match.get("split"), match.get("protocol")) if x
-                    )
-                else:
-                    row["ours_conditions"] = (
-                        f"{match['env'].get('machine')} {match['device']} {match['precision']} "
-                        f"{hw_text(match['input_hw'])} batch {match['batch']} ({conditions_text(match)})"
-                    )
-            elif not row["note"]:
-                row["note"] = "no successful measurement of this metric"
-            rows.append(row)
-    columns = [
-        "model", "metric", "paper", "unit", "paper_conditions", "source", "paper_compared", "ours",
-        "ours_conditions", "delta_pct", "ours_vs_ref", "paper_vs_ref", "delta_vs_ref_pct", "differs", "note",
-        "commit",
-    ]  # fmt: skip
-    return pd.DataFrame(rows, columns=columns)
+        )
+    return pd.DataFrame(rows)

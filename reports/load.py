@@ -9,10 +9,8 @@ Memory stays proportional to the cells, not to the bytes read: files are read on
 record of each cell on each machine is kept whole (the leaderboard, the ledger and the detail tables read
 it), and every older bench record (history) keeps only what the history and `segbench compare`'s rules read:
 `HISTORY_FIELDS`, its latency summary (the raw samples only where it has no interval) and its environment,
-one object shared by the records of a run. Structure records are not part of the report.
-
-The tables still read records as dicts: `as_row` gives each record as its dict form plus `source_file`
-(the path it was read from) and `_key` (its cell key).
+one object shared by the records of a run. Structure records are kept (the ledger compares MACs claims with
+them). Each record carries `source`, the file it was read from.
 """
 
 from __future__ import annotations
@@ -27,11 +25,6 @@ from bench.records import BenchRecord, Env, Record
 # What an older record of a cell keeps (see the module docstring): structure and cost for the history's
 # structural marks, threads and calibration for compare's latency rule.
 HISTORY_FIELDS = ("params", "params_total", "macs", "output_shape", "peak_mem_mb", "fps", "calibration")
-
-
-def as_row(record: Record, source_file: str) -> dict:
-    """A typed record as the tables read it."""
-    return {**record.to_dict(), "source_file": source_file, "_key": record.key}
 
 
 def _trimmed_fields(record: BenchRecord) -> dict:
@@ -73,8 +66,6 @@ def load(inputs: list[Path]) -> tuple[list[Record], list[str]]:
     for path in files:
         source = path.as_posix()
         for record in store.read_records(path):
-            if record.kind == "structure":
-                continue
             key = (record.machine, *record.key)
             index = newest.get(key)
             if index is not None and record.timestamp < records[index].timestamp:

@@ -24,13 +24,13 @@ import pandas as pd
 from markupsafe import Markup
 
 from bench.conditions import REFERENCE_MODEL
-from bench.records import Record, latest_per_cell
+from bench.records import BenchRecord, Record, latest_per_cell
 from bench.store import safe_name
 from reports import cells, details, filters, history, plots, selfcheck, site
-from reports.ledger import ledger
-from reports.load import as_row, load
+from reports import ledger as ledgers
+from reports.load import load
 from reports.scaling import crossovers, scaling_fits
-from reports.tables import card_or_none, leaderboard, miou_points, model_history
+from reports.tables import MIN_POINTS, card_or_none, hw_text, leaderboard, model_history, pareto_sections
 
 _TEMPLATES = Path(__file__).parent / "templates"
 _STATIC = Path(__file__).parent / "static"
@@ -113,92 +113,52 @@ def _rows(frame: pd.DataFrame, columns: list[cells.Col], filterable: bool = Fals
 
 # ------------------------------------------------------------------------------------------- Pareto sets
 
-MIN_POINTS = 2  # a plot of one model has no frontier to show; such a set is named in a note instead
+
+def _point_attributes(point: dict, groups: dict[str, str]) -> dict:
+    """The filter columns of one Pareto point (reports.filters): its speed condition's device, precision,
+    machine and input, the model's group, its latency (when x is one) and its mIoU (when y is one)."""
+    speed, accuracy = point.get("speed"), point.get("accuracy")
+    execution = speed.execution if speed is not None else None
+    miou = point["y"] if accuracy is not None else None
+    return {
+        "device": execution.device if execution else None,
+        "precision": execution.precision if execution else None,
+        "machine": speed.machine if speed is not None else None,
+        "input": hw_text(execution.input_hw) if execution else None,
+        "group": groups.get(point["model"]),
+        "latency_p50_ms": point["x"] if speed is not None else None,
+        "miou" if point.get("kind") == "measured" else "paper_miou": miou,
+    }
 
 
-def _by_count(frame: pd.DataFrame, column: str) -> tuple[list[str], list[str]]:
-    """Values of `column` with at least MIN_POINTS models (most models first, then by name), and the rest."""
-    counts = frame.groupby(column)["model"].nunique()
-    ordered = sorted(counts.index, key=lambda d: (-counts[d], str(d)))
-    return [d for d in ordered if counts[d] >= MIN_POINTS], [d for d in ordered if counts[d] < MIN_POINTS]
-
-
-def pareto_sets(board: pd.DataFrame) -> list[dict]:
-    """The Pareto plots to draw, in sections: per (machine, device, precision), mIoU vs latency per dataset
-    and MACs vs latency per group; then params vs mIoU per dataset. mIoU on different datasets, and groups
-    measured at different input sizes, do not share an axis. Each set: title, rows, axes and their labels."""
-    if board.empty:
-        return []
-    ok = board[board["status"] == "ok"].copy()
-    ok["label"] = ok["model"] + " " + ok["input"]
-    points = miou_points(board)
-    if not points.empty:
-        points["label"] = points["model"] + " " + points["input"]
-    sections = []
-    for (machine, device, precision), rows in ok.groupby(["machine", "device", "precision"], sort=True):
-        where = f"{machine} · {device} · {precision}"
-        sets, left_out = [], []
-        if not points.empty:
-            here = (points["machine"] == machine) & (points["device"] == device)
-            mine = points[here & (points["precision"] == precision)]
-            datasets, few = _by_count(mine, "plot_dataset") if not mine.empty else ([], [])
-            left_out += [f"mIoU on {d}" for d in few]
-            sets += [
-                dict(rows=mine[mine["plot_dataset"] == d], x="latency_p50_ms", y="miou_value",
-                     title=f"mIoU ({d}) vs latency · {where}", xlabel="median latency (ms)",
-                     ylabel=f"mIoU on {d} (%)", y_higher_better=True, kind="miou_kind", logy=False)
-                for d in datasets
-            ]  # fmt: skip
-        groups, few = _by_count(rows, "group")
-        left_out += [f"MACs of {g}" for g in few]
-        sets += [
-            dict(rows=rows[rows["group"] == g], x="latency_p50_ms", y="gmacs",
-                 title=f"MACs vs latency · {g} · {where}", xlabel="median latency (ms)",
-                 ylabel="GMACs (fvcore)")
-            for g in groups
-        ]  # fmt: skip
-        sections.append({"title": where, "sets": sets, "left_out": left_out})
-    if not points.empty:
-        per_model = (
-            points.sort_values(["model", "machine"]).drop_duplicates("model").dropna(subset=["params_m"])
-        )
-        per_model = per_model.assign(label=per_model["model"])
-        datasets, few = _by_count(per_model, "plot_dataset")
-        sets = [
-            dict(rows=per_model[per_model["plot_dataset"] == d], x="params_m", y="miou_value",
-                 title=f"mIoU ({d}) vs params", xlabel="parameters (M)", ylabel=f"mIoU on {d} (%)",
-                 y_higher_better=True, kind="miou_kind", logy=False)
-            for d in datasets
-        ]  # fmt: skip
-        sections.append(
-            {"title": "mIoU against parameters", "sets": sets, "left_out": [f"mIoU on {d}" for d in few]}
-        )
-    return sections
-
-
-def _figures(board: pd.DataFrame) -> list[dict]:
-    """Draw every Pareto set, with its legend and its data as a filterable table."""
+def _figures(records: list[Record]) -> list[dict]:
+    """Draw every Pareto set of reports.tables.pareto_sections (each within one condition), with its legend
+    and its data as a filterable table."""
+    groups = {r.model: r.group for r in records if isinstance(r, BenchRecord)}
     out, n = [], 0
-    for section in pareto_sets(board):
+    for section in pareto_sections(records, MIN_POINTS):
         figures = []
         for spec in section["sets"]:
             n += 1
             ident = f"plot-{n}"
+            points = spec.rows.to_dict("records")
+            rows = pd.DataFrame([{**p, **_point_attributes(p, groups)} for p in points])
             plot = plots.pareto(
-                spec.pop("rows"), spec.pop("x"), spec.pop("y"), ident=ident, label="label", **spec
-            )
+                rows, spec.x, spec.y, ident=ident, title=spec.title, xlabel=spec.xlabel, ylabel=spec.ylabel,
+                y_higher_better=spec.y_higher_better, kind="kind", label="label", logy=spec.logy,
+            )  # fmt: skip
             data = plot.data
             columns = [
                 cells.Col("label", "point", num=False),
-                cells.Col("x", spec["xlabel"], 3),
-                cells.Col("y", spec["ylabel"], 3),
-                *([cells.Col("kind", "kind", num=False)] if spec.get("kind") else []),
+                cells.Col("x", spec.xlabel, 3),
+                cells.Col("y", spec.ylabel, 3),
+                cells.Col("kind", "kind", num=False),
                 cells.Col("frontier", "on frontier", num=False, cls="fr"),
             ]
             rows = cells.cells(data, columns) if not data.empty else []
             for row, i in zip(rows, data.get("i", []), strict=False):
                 row["attrs"] = {"data-i": str(i)}  # shown and hidden with its point (report.js)
-            figures.append({"id": ident, "title": spec["title"], "svg": plot.svg, "legend": plot.legend,
+            figures.append({"id": ident, "title": spec.title, "svg": plot.svg, "legend": plot.legend,
                             "columns": columns, "rows": rows, "points": len(data)})  # fmt: skip
         out.append({"title": section["title"], "figures": figures, "left_out": section["left_out"]})
     return out
@@ -301,8 +261,9 @@ ONCE_COLUMNS = [
 ]
 
 
-def _model_page(name: str, rows: list[dict], cells_of_model) -> tuple[dict, dict[str, str]]:
-    """Context for one model's page and its CSV files (name -> text)."""
+def _model_page(name: str, mine: list[Record], cells_of_model, book: pd.DataFrame) -> tuple[dict, dict]:
+    """Context for one model's page and its CSV files (name -> text): `mine` the model's newest records,
+    `book` the ledger (its claims' verdicts)."""
     page = slug(name)
     csvs = {}
     section = _history_section(name, cells_of_model)
@@ -311,14 +272,14 @@ def _model_page(name: str, rows: list[dict], cells_of_model) -> tuple[dict, dict
         csvs[f"{page}-history.csv"] = to_csv(whole)
     tables = []
     for key, title, frame in (
-        ("evaluations", "Accuracy evaluations", details.evaluations(rows, name)),
+        ("evaluations", "Accuracy evaluations", details.evaluations(mine, name)),
         ("flops", "FLOP counters' agreement (fvcore vs torch.utils.flop_counter)",
-         details.flop_agreement(rows, name)),
+         details.flop_agreement(mine, name)),
         ("agreement", "Output agreement of each backend against eager fp32",
-         details.output_agreement(rows, name)),
-        ("hardware", "Hardware state, roofline and memory by method", details.hardware_state(rows, name)),
+         details.output_agreement(mine, name)),
+        ("hardware", "Hardware state, roofline and memory by method", details.hardware_state(mine, name)),
         ("scaling", "Power-law fits of cost against input pixels (exponent; r2 on the log scale)",
-         scaling_fits(rows, name)),
+         scaling_fits(mine, name)),
     ):  # fmt: skip
         if frame.empty:
             tables.append({"id": key, "title": title, "columns": [], "rows": [], "csv": ""})
@@ -334,7 +295,7 @@ def _model_page(name: str, rows: list[dict], cells_of_model) -> tuple[dict, dict
                 "csv": f"{page}-{key}.csv",
             }
         )
-    costs = model_history(rows, name)
+    costs = model_history(mine, name)
     scaling = plots.scaling(costs, "scaling", name) if not costs.empty else []
     context = {
         "name": name, "card": card_or_none(name), "tables": tables, "scaling": scaling,
@@ -342,6 +303,7 @@ def _model_page(name: str, rows: list[dict], cells_of_model) -> tuple[dict, dict
         "scaling_rows": cells.cells(scaling[0].data, SCALING_COLUMNS) if scaling else [],
         **section, "history_legend": plots.HISTORY_LEGEND,
         "history_csv": f"{page}-history.csv" if not whole.empty else "",
+        "claims": cells.cells(details.claims(book, name), cells.CLAIMS), "claim_columns": cells.CLAIMS,
     }  # fmt: skip
     return context, csvs
 
@@ -393,13 +355,14 @@ def build_site(
     """Every file of the report, relative path -> text. `records`: typed records (reports.load); `skipped`:
     files found but not results; `checks`: the self-check files found (`reports.selfcheck.find`)."""
     env = _environment()
-    # The tables read the newest record of each cell and machine only (each of them starts with
-    # latest_per_cell), in their dict form; the history and the machines page read every record.
-    rows = [as_row(r, r.source) for r in latest_per_cell(records)]
-    by_model: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        by_model[row["model"]].append(row)
-    board = leaderboard(rows)
+    # The tables read the newest record of each cell and machine; the history and the machines page read
+    # every record.
+    newest = latest_per_cell(records)
+    by_model: dict[str, list[Record]] = defaultdict(list)
+    for record in newest:
+        if record.kind != "structure":
+            by_model[record.model].append(record)
+    board = leaderboard(newest, checks)
     files: dict[str, str] = {}
     groups = []
     if not board.empty:
@@ -411,7 +374,7 @@ def build_site(
         for group, part in board.groupby("group", sort=True):
             csv = f"leaderboard-{slug(str(group))}.csv"
             files[csv] = to_csv(part.drop(columns=["href", "miou_source"]))
-            crossing = crossovers(rows, str(group))  # where one model overtakes another as the input grows
+            crossing = crossovers(newest, str(group))  # where one model overtakes another as the input grows
             crossing_columns = auto_columns(crossing) if not crossing.empty else []
             groups.append({"name": group, "id": slug(str(group)), "csv": csv,
                            "rows": _rows(part, cells.LEADERBOARD, filterable=True),
@@ -425,14 +388,25 @@ def build_site(
     options = {key: filters.options(board, key) for key in filters.CHOICES}
     files["index.html"] = env.get_template("index.html.j2").render(
         root="", page="index", groups=groups, columns=cells.LEADERBOARD, options=options,
-        sections=_figures(board), min_points=MIN_POINTS, runs=runs, **common,
+        sections=_figures(newest), min_points=MIN_POINTS, runs=runs, **common,
     )  # fmt: skip
-    book = ledger(rows)
-    book["href"] = ["models/" + slug(m) + ".html" for m in book["model"]]
+    book = ledgers.ledger(newest)
+    book["href"] = ["models/" + slug(m) + ".html" if m in by_model else "" for m in book["model"]]
     files["ledger.csv"] = to_csv(book.drop(columns=["href"]))
+    counts, trained = ledgers.summary(book), ledgers.trained_here(newest)
+    if not trained.empty:
+        trained["href"] = ["models/" + slug(m) + ".html" for m in trained["model"]]
+        files["trained-here.csv"] = to_csv(trained.drop(columns=["href"]))
+    own, other = book[book["variant"] == ""], book[book["variant"] != ""]
+    ratios = own[own["paper_vs_ref"].notna()]
     files["ledger.html"] = env.get_template("ledger.html.j2").render(
-        root="", page="ledger", columns=cells.LEDGER, rows=cells.cells(book, cells.LEDGER), **common
-    )
+        root="", page="ledger", columns=cells.LEDGER, rows=cells.cells(own, cells.LEDGER),
+        summary_columns=cells.SUMMARY, summary=cells.cells(counts, cells.SUMMARY),
+        rule_columns=cells.RULES, rules=cells.cells(ledgers.rules(), cells.RULES),
+        variant_columns=cells.VARIANTS, variants=cells.cells(other, cells.VARIANTS),
+        ratio_columns=cells.RATIOS, ratios=cells.cells(ratios, cells.RATIOS),
+        trained_columns=cells.TRAINED, trained=cells.cells(trained, cells.TRAINED), **common,
+    )  # fmt: skip
     if not verdicts.empty:
         files["regressions.csv"] = to_csv(verdicts)
     files["regressions.html"] = env.get_template("regressions.html.j2").render(
@@ -456,11 +430,13 @@ def build_site(
     model_links = []
     template = env.get_template("model.html.j2")
     for name in sorted(by_model):
-        context, csvs = _model_page(name, by_model[name], steps_by_model.get(name, []))
+        context, csvs = _model_page(name, by_model[name], steps_by_model.get(name, []), book)
         files.update({f"models/{k}": v for k, v in csvs.items()})
         files[f"models/{slug(name)}.html"] = template.render(root="../", page="model", **context, **common)
-        group = next((r.get("group") for r in by_model[name] if r.get("kind", "bench") == "bench"), "")
-        model_links.append({"name": name, "href": f"models/{slug(name)}.html", "group": group or ""})
+        card = card_or_none(name)
+        bench = [r.group for r in by_model[name] if isinstance(r, BenchRecord)]
+        group = bench[0] if bench else card.group if card else ""
+        model_links.append({"name": name, "href": f"models/{slug(name)}.html", "group": group})
     files["models.html"] = env.get_template("models.html.j2").render(
         root="", page="models", models=model_links, **common
     )

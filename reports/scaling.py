@@ -1,5 +1,5 @@
 """Cost against input size: power-law fits per model and metric, and crossovers per group. Pure functions:
-bench records in their dict form (`BenchRecord.to_dict()`, as reports.load gives them) in, numbers out.
+typed records (bench.records, as reports.load gives them) in, numbers out.
 
 A curve is one model under one condition on one machine (every cell axis but the input size, the threads,
 the machine), made of its newest ok record at each input size. Each metric y (median latency in ms, peak
@@ -24,7 +24,8 @@ from itertools import combinations
 
 import pandas as pd
 
-from bench.conditions import AXIS_NAMES, Execution
+from bench.conditions import AXIS_NAMES
+from bench.records import BenchRecord, Record, latest_per_cell
 
 METRICS = {"latency_ms": "median latency (ms)", "peak_mem_mb": "peak memory (MB)", "macs": "MACs"}
 
@@ -77,50 +78,41 @@ def fit_power_law(pixels: list[float], values: list[float]) -> PowerLaw | None:
     return PowerLaw(exponent=b, coefficient=math.exp(a), r2=r2, n=len(xs))
 
 
-def _value(row: dict, metric: str) -> tuple[float | None, float | None, float | None]:
+def _value(record: BenchRecord, metric: str) -> tuple[float | None, float | None, float | None]:
     if metric == "latency_ms":
-        latency = row.get("latency_ms") or {}
-        ci = latency.get("ci95") or (None, None)
-        return latency.get("median"), ci[0], ci[1]
-    return row.get(metric), None, None
+        latency = record.latency
+        if latency is None:
+            return None, None, None
+        low, high = latency.ci95 or (None, None)
+        return latency.median, low, high
+    return record.get(metric), None, None
 
 
-def _condition(row: dict) -> tuple[tuple, str]:
-    execution = Execution.from_fields(row)
-    threads = (row.get("conditions") or {}).get("threads")
+def _condition(record: BenchRecord) -> tuple[tuple, str]:
+    execution, threads = record.execution, record.threads
     key = (*(getattr(execution, name) for name in AXIS_NAMES), threads)
     label = execution.label().split(" ", 1)[1] + (f" {threads} threads" if threads else "")
     return key, label  # the label's first word is the input size, which varies along a curve
 
 
-def curves(rows: Iterable[dict], metrics: Iterable[str] = tuple(METRICS)) -> list[Curve]:
-    """Every curve of the ok bench rows with at least two input sizes, per metric."""
-    newest: dict[tuple, dict] = {}
-    for row in rows:
-        if row.get("kind", "bench") != "bench" or row.get("status") != "ok":
-            continue
-        env = row.get("env") or {}
-        key, _ = _condition(row)
-        cell = (row["model"], env.get("machine"), key, tuple(row["input_hw"]))
-        if cell not in newest or env.get("timestamp", "") >= (newest[cell].get("env") or {}).get(
-            "timestamp", ""
-        ):
-            newest[cell] = row
-    by_curve: dict[tuple, list[dict]] = {}
-    for (model, machine, key, _), row in newest.items():
-        by_curve.setdefault((model, machine, key), []).append(row)
+def curves(records: Iterable[Record], metrics: Iterable[str] = tuple(METRICS)) -> list[Curve]:
+    """Every curve of the newest ok bench records with at least two input sizes, per metric."""
+    by_curve: dict[tuple, list[BenchRecord]] = {}
+    for record in latest_per_cell(r for r in records if isinstance(r, BenchRecord) and r.ok):
+        key, _ = _condition(record)
+        by_curve.setdefault((record.model, record.machine, key), []).append(record)
     out = []
     for (model, machine, _), members in by_curve.items():
         label = _condition(members[0])[1]
         for metric in metrics:
             points = []
-            for row in members:
-                value, low, high = _value(row, metric)
+            for record in members:
+                value, low, high = _value(record, metric)
                 if value is not None and value > 0:
-                    points.append(Point(tuple(row["input_hw"]), float(value), low, high))
+                    points.append(Point(tuple(record.execution.input_hw), float(value), low, high))
             points.sort(key=lambda p: (p.pixels, p.input_hw))
             if len({p.pixels for p in points}) >= 2:
-                out.append(Curve(model, members[0].get("group") or "", machine, label, metric, tuple(points)))
+                out.append(Curve(model, members[0].group, machine, label, metric, tuple(points)))
     return sorted(out, key=lambda c: (c.group, c.model, str(c.machine), c.condition, c.metric))
 
 
@@ -128,12 +120,12 @@ def _hw(hw: tuple[int, int]) -> str:
     return f"{hw[0]}x{hw[1]}"
 
 
-def scaling_fits(rows: Iterable[dict], model: str | None = None) -> pd.DataFrame:
+def scaling_fits(records: Iterable[Record], model: str | None = None) -> pd.DataFrame:
     """One row per curve (of `model` only, when given): its metric's power-law exponent and fit quality.
 
     Columns: model, group, machine, condition, metric, exponent, r2, points, from_input, to_input."""
     table = []
-    for curve in curves(rows):
+    for curve in curves(records):
         if model is not None and curve.model != model:
             continue
         fit = fit_power_law([p.pixels for p in curve.points], [p.value for p in curve.points])
@@ -196,7 +188,7 @@ def _apart(a: Point, b: Point) -> bool:
     return a.high < b.low or b.high < a.low
 
 
-def crossovers(rows: Iterable[dict], group: str | None = None) -> pd.DataFrame:
+def crossovers(records: Iterable[Record], group: str | None = None) -> pd.DataFrame:
     """Where one model becomes faster than another as the input grows (see the module docstring), per
     group (only `group`, when given), machine and condition.
 
@@ -204,7 +196,7 @@ def crossovers(rows: Iterable[dict], group: str | None = None) -> pd.DataFrame:
     sizes), pixels (the crossing), about (a size of that many pixels at the larger size's aspect ratio),
     clear."""
     by_set: dict[tuple, list[Curve]] = {}
-    for curve in curves(rows, metrics=("latency_ms",)):
+    for curve in curves(records, metrics=("latency_ms",)):
         if group is None or curve.group == group:
             by_set.setdefault((curve.group, curve.machine, curve.condition), []).append(curve)
     table = []

@@ -2,16 +2,20 @@
 
 `measure_peaks` runs once per device and sweep: the achievable (not the datasheet) compute peak per precision
 from a large square matmul, and the memory bandwidth from a large device copy, timed the way cells are timed
-(CPU: perf_counter_ns with the sweep's thread count; CUDA: CUDA events). `roofline` then places one cell
-against those peaks: achieved TFLOP/s = 2 x MACs / median latency, and its fraction of the peak for the
-cell's precision. A small fraction is normal for segmentation nets (depthwise convs, BN, upsampling and
-elementwise ops are memory-bound); it says how far a model is from what the hardware can do, not a defect.
+(CPU: perf_counter_ns with the sweep's thread count; CUDA: CUDA events). A peak is the *best* of its repeats
+(the shortest time): a peak is what the machine can do, and a disturbed repeat only ever makes it look lower.
+`roofline` then places one cell against those peaks: achieved TFLOP/s = 2 x MACs / median latency, and its
+fraction of the peak for the cell's precision. A small fraction is normal for segmentation nets (depthwise
+convs, BN, upsampling and elementwise ops are memory-bound); it says how far a model is from what the
+hardware can do, not a defect. No fraction above 1 is given: where the achieved rate exceeds the measured
+peak (a peak measured too low, or a convolution algorithm such as Winograd that does fewer multiplies than
+the MACs counted), or the peak was measured under other threads than the cell's, the fraction is None and
+`fraction_note` says why.
 """
 
 from __future__ import annotations
 
 import contextlib
-import statistics
 import time
 
 import torch
@@ -64,7 +68,7 @@ def _threads(n: int | None):
 
 
 def _time_ms(fn, device: torch.device, repeats: int) -> float:
-    """Median milliseconds of `fn()` over `repeats` timed calls, after WARMUP untimed ones."""
+    """The best (shortest) milliseconds of `fn()` over `repeats` timed calls, after WARMUP untimed ones."""
     for _ in range(WARMUP):
         fn()
     samples = []
@@ -82,11 +86,11 @@ def _time_ms(fn, device: torch.device, repeats: int) -> float:
             t0 = time.perf_counter_ns()
             fn()
             samples.append((time.perf_counter_ns() - t0) / 1e6)
-    return statistics.median(samples)
+    return min(samples)
 
 
 def matmul_tflops(device: torch.device, key: str, n: int, repeats: int) -> float:
-    """Achieved TFLOP/s of an n x n x n matmul in precision `key`: 2 n^3 / median seconds."""
+    """Achieved TFLOP/s of an n x n x n matmul in precision `key`: 2 n^3 / best seconds."""
     a = torch.randn(n, n, device=device).to(DTYPES[key])
     b = torch.randn(n, n, device=device).to(DTYPES[key])
     out = torch.empty(n, n, device=device, dtype=DTYPES[key])
@@ -96,7 +100,7 @@ def matmul_tflops(device: torch.device, key: str, n: int, repeats: int) -> float
 
 
 def copy_gbps(device: torch.device, megabytes: int, repeats: int) -> float:
-    """Achieved GB/s of a device-to-device copy of `megabytes` MiB: 2 x bytes (read + write) / median s."""
+    """Achieved GB/s of a device-to-device copy of `megabytes` MiB: 2 x bytes (read + write) / best s."""
     src = torch.ones(megabytes * 2**20 // 4, device=device)  # touched, so the pages are resident
     dst = torch.empty_like(src)
     ms = _time_ms(lambda: dst.copy_(src), device, repeats)
@@ -158,7 +162,7 @@ def measure_peaks(
             "copy": f"dst.copy_(src) of {mb} MiB fp32, bytes 2x (read + write)",
             "repeats": reps,
             "warmup": WARMUP,
-            "statistic": "median",
+            "statistic": "best (shortest time) of the repeats",
             "timer": "cuda_event" if kind == "cuda" else "perf_counter_ns",
             "threads": used_threads if kind == "cpu" else None,
             "tf32": TF32_NOTE if kind == "cuda" else None,
@@ -176,6 +180,7 @@ def roofline(
     peaks: dict | None,
     precision: str,
     tf32: bool = False,
+    threads: int | None = None,
 ) -> dict | None:
     """One cell against the measured peaks; None without MACs or latency.
 
@@ -183,19 +188,36 @@ def roofline(
     forward of that batch), so the achieved rate is 2 x macs / median seconds: `batch` does not multiply it
     (it is in the signature so that the convention is stated where the call is made). `tf32`: the cell ran
     fp32 with TF32 allowed for its dominant ops (convolutions: torch.backends.cudnn.allow_tf32, on by default
-    on CUDA), so it is compared with the TF32 peak. Never raises.
+    on CUDA), so it is compared with the TF32 peak. `threads`: the cell's CPU threads; a peak measured with
+    other threads gives no fraction. Never raises.
 
-        {achieved_tflops, peak_tflops, fraction (achieved / peak), peak_gbps, peak_key}
+        {achieved_tflops, peak_tflops, fraction (achieved / peak, at most 1, or None), fraction_note (why
+         None), peak_gbps, peak_key}
     """
     if macs is None or not median_ms:
         return None
     key = "tf32" if precision == "fp32" and tf32 else precision
     achieved = 2 * macs / (median_ms / 1e3) / 1e12
     peak = ((peaks or {}).get("tflops") or {}).get(key)
+    peak_threads = ((peaks or {}).get("method") or {}).get("threads")
+    fraction, note = fraction_of(achieved, peak)
+    if fraction is not None and threads and peak_threads and threads != peak_threads:
+        fraction, note = None, f"peak measured with {peak_threads} threads, the cell ran with {threads}"
     return {
         "achieved_tflops": achieved,
         "peak_tflops": peak,
-        "fraction": achieved / peak if peak else None,
+        "fraction": fraction,
+        "fraction_note": note,
         "peak_gbps": (peaks or {}).get("gbps"),
         "peak_key": key,
     }
+
+
+def fraction_of(achieved: float | None, peak: float | None) -> tuple[float | None, str | None]:
+    """(achieved / peak, None), or (None, why) where no fraction can be given: no peak, or an achieved
+    rate above it (the peak is too low for this cell: it is never reported as a fraction above 1)."""
+    if achieved is None or not peak:
+        return None, "no measured peak for this precision"
+    if achieved > peak:
+        return None, f"peak too low: achieved {achieved:.3g} TFLOP/s above the measured peak {peak:.3g}"
+    return achieved / peak, None

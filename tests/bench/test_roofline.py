@@ -28,6 +28,35 @@ def test_tf32_cells_are_compared_with_the_tf32_peak():
     assert roofline(5_000_000_000, 2.0, 1, PEAKS, "fp16", tf32=True)["peak_key"] == "fp16"
 
 
+def test_no_fraction_above_one_the_peak_is_too_low():
+    # 5e11 MACs in 10 ms: 100 TFLOP/s, above the 50 TFLOP/s fp32 peak measured
+    result = roofline(5 * 10**11, 10.0, 1, PEAKS, "fp32")
+    assert result["achieved_tflops"] == pytest.approx(100.0) and result["fraction"] is None
+    assert result["fraction_note"] == "peak too low: achieved 100 TFLOP/s above the measured peak 50"
+    assert roofline(5 * 10**11, 20.0, 1, PEAKS, "fp32")["fraction"] == pytest.approx(1.0)  # exactly at it
+
+
+def test_no_fraction_against_a_peak_measured_with_other_threads():
+    peaks = {**PEAKS, "method": {"threads": 2}}
+    assert roofline(10**9, 1.0, 1, peaks, "fp32", threads=2)["fraction"] == pytest.approx(0.04)
+    other = roofline(10**9, 1.0, 1, peaks, "fp32", threads=1)
+    assert (
+        other["fraction"] is None
+        and other["fraction_note"] == "peak measured with 2 threads, the cell ran with 1"
+    )
+    assert roofline(10**9, 1.0, 1, PEAKS, "fp32", threads=1)["fraction"] == pytest.approx(
+        0.04
+    )  # not recorded
+
+
+def test_the_peak_is_the_best_repeat_not_the_median(monkeypatch):
+    clock = iter([0, 8_000_000, 0, 2_000_000, 0, 6_000_000])  # three timed calls: 8, 2 and 6 ms
+    monkeypatch.setattr(rl.time, "perf_counter_ns", lambda: next(clock))
+    calls = []
+    assert rl._time_ms(lambda: calls.append(1), torch.device("cpu"), 3) == 2.0
+    assert len(calls) == rl.WARMUP + 3
+
+
 def test_missing_inputs_give_none_not_an_error():
     assert roofline(None, 2.0, 1, PEAKS, "fp32") is None
     assert roofline(10, None, 1, PEAKS, "fp32") is None
@@ -53,7 +82,7 @@ def test_cpu_peaks_are_positive():
     assert torch.get_num_threads() == threads  # restored
 
 
-def test_rates_follow_from_the_timed_median(monkeypatch):
+def test_rates_follow_from_the_best_timed_repeat(monkeypatch):
     monkeypatch.setattr(rl, "_time_ms", lambda fn, device, repeats: 4.0)  # every call "takes" 4 ms
     peaks = measure_peaks("cpu", ["fp32"], matmul_n=64, copy_mb=2, repeats=1)
     assert peaks["tflops"]["fp32"] == pytest.approx(2 * 64**3 / 4e-3 / 1e12)
@@ -105,7 +134,7 @@ def test_cuda_timing_uses_events_with_a_faked_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "Event", Event)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append("sync"))
     ran = []
-    assert rl._time_ms(lambda: ran.append(1), torch.device("cuda"), repeats=3) == 2.0  # the median
+    assert rl._time_ms(lambda: ran.append(1), torch.device("cuda"), repeats=3) == 1.0  # the best repeat
     assert len(ran) == rl.WARMUP + 3
     assert calls == ["sync"] + ["record", "record", "event_sync"] * 3
 

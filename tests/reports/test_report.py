@@ -1,23 +1,25 @@
 import csv
 import io
+import json
 import math
-from dataclasses import replace
 
+import pandas as pd
 import pytest
 
-from bench.records import from_dict
-from reports.ledger import claim_in_gmacs, ledger
+from bench.records import latest_per_cell
+from reports.details import hardware_state, roofline_fraction
+from reports.ledger import ledger, summary, trained_here
 from reports.render import build_site, render_report, slug
 from reports.tables import (
     REFERENCE_MODEL,
-    latest_per_cell,
+    interval_text,
     leaderboard,
-    miou_points,
     model_history,
     pareto_mask,
+    pareto_sections,
 )
 from tests.reports import fixtures
-from tests.reports.fixtures import EVIL, bench
+from tests.reports.fixtures import EVIL, bench, evaluation
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +28,21 @@ def recs():
 
 
 @pytest.fixture(scope="module")
-def site():
-    return build_site([replace(from_dict(r), source="fixture.jsonl") for r in fixtures.records()])
+def site(recs):
+    return build_site(recs)
+
+
+@pytest.fixture(scope="module")
+def book(recs):
+    return ledger(recs)
+
+
+def claim(book, model, metric, value=None):
+    rows = book[(book["model"] == model) & (book["metric"] == metric)]
+    if value is not None:
+        rows = rows[rows["paper"] == value]
+    assert len(rows) == 1, rows
+    return rows.iloc[0]
 
 
 def test_pareto_mask_hand_cases():
@@ -50,12 +65,12 @@ def test_latest_record_per_cell_wins():
 
 def test_leaderboard_rows_and_columns(recs):
     board = leaderboard(recs)
-    assert len(board) == 9  # 6 cells on the CPU machine, 3 on the GPU machine; the old bisenetv2 is history
-    cpu = board[board["machine"] == "cpu-test-2c"].set_index("model")
+    assert len(board) == 12  # 9 cells on the CPU machine, 3 on the GPU machine; the old bisenetv2 is history
+    cpu = board[(board["machine"] == "cpu-test-2c") & (board["input"] != "1024x2048")].set_index("model")
     assert cpu.loc["bisenetv2", "latency_p50_ms"] == 20.0  # the newest record, not the 22 ms one
     assert cpu.loc["bisenetv2", "gmacs"] == pytest.approx(25.0)
     assert cpu.loc["bisenetv2", "gflops"] == pytest.approx(50.0)  # FLOPs = 2 x MACs
-    assert cpu.loc["bisenetv2", "paper_params_m"] == 3.359
+    assert math.isnan(cpu.loc["bisenetv2", "paper_params_m"])  # the card's params are another variant's
     assert cpu.loc["bisenetv2", "paper_miou"] == 72.6
     assert cpu.loc["bisenetv2", "miou"] == 70.1 and cpu.loc["bisenetv2", "miou_dataset"] == "Cityscapes val"
     assert cpu.loc["bisenetv2", "miou_weights"] == "official checkpoint"
@@ -63,6 +78,8 @@ def test_leaderboard_rows_and_columns(recs):
     assert (
         math.isnan(cpu.loc["enet", "miou"]) and cpu.loc["enet", "paper_miou"] != cpu.loc["enet", "paper_miou"]
     )
+    # a ResNet-101 figure on the ResNet-50 entry is never attached to its row
+    assert math.isnan(cpu.loc["deeplabv3_r50", "paper_miou"])
     # speed relative to the reference model on the same machine and conditions
     assert REFERENCE_MODEL == "bisenetv2"
     assert cpu.loc["fastscnn", "speed_vs_ref"] == pytest.approx(4.0)
@@ -76,44 +93,200 @@ def test_leaderboard_rows_and_columns(recs):
     assert cpu.loc["deeplabv3_r50", "conditions"] == "eager"  # schema-1 record upgraded by the store
 
 
-def test_frontier_on_fixture_results(recs):
+def test_every_latency_carries_its_interval_and_n_and_a_missed_target_is_flagged(recs):
     board = leaderboard(recs)
-    cpu = board[(board["machine"] == "cpu-test-2c") & (board["status"] == "ok")]
-    front = dict(zip(cpu["model"], pareto_mask(list(cpu["latency_p50_ms"]), list(cpu["gmacs"])), strict=True))
-    assert front == {
-        "bisenetv2": False, "deeplabv3_r50": False, "enet": False, "fastscnn": True, "mobilenetv2": True,
+    cpu = board[(board["machine"] == "cpu-test-2c") & (board["input"] == "360x480")].set_index("model")
+    assert cpu.loc["bisenetv2", "latency"] == "20.0 ± 1.5 ms, n=12"  # 19.0..21.5: rounded to the interval
+    assert cpu.loc["bisenetv2", "latency_flag"] == "missed its interval target, stopped by time budget"
+    assert (
+        cpu.loc["fastscnn", "latency"] == "5.00 ms, n=10, no interval"
+        and cpu.loc["fastscnn", "latency_flag"] == ""
+    )
+    big = board[board["input"] == "1024x2048"].set_index("model")
+    assert big.loc["hrnetv2_w18_small", "latency"] == "2,000 ± 12 ms, n=10"
+    page = build_site(recs)["index.html"]
+    assert "⚑ 20.0 ± 1.5 ms, n=12" in page and 'title="missed its interval target' in page
+
+
+@pytest.mark.parametrize(
+    "value, interval, n, text",
+    [
+        (1100.4, (840.0, 1360.0), 3, "1,100 ± 260 ms, n=3"),
+        (5.1234, (5.09, 5.154), 400, "5.123 ± 0.033 ms, n=400"),
+        (36.0, (35.2, 36.3), 9, "36.00 ± 0.80 ms, n=9"),
+        (12.0, (12.0, 12.0), 5, "12.00 ± 0 ms, n=5"),
+    ],
+)
+def test_interval_text_rounds_to_what_the_interval_supports(value, interval, n, text):
+    assert interval_text(value, interval, n, "ms") == text
+
+
+def test_self_checks_sit_beside_each_machines_rows(recs):
+    checks = [
+        ("a.json", {"mode": "timer_agreement", "pass": False, "env": {"machine": "cpu-test-2c"}}),
+        ("b.json", {"mode": "compare_runs", "pass": True, "machines": ["cpu-test-2c"]}),
+    ]
+    board = leaderboard(recs, checks).set_index("machine")
+    assert set(board.loc["cpu-test-2c", "self_checks"]) == {"repeatability PASS; timer agreement FAIL"}
+    assert set(board.loc["gpu-test", "self_checks"]) == {"none found"}
+
+
+# ------------------------------------------------------------------------------------------ Pareto sets
+
+
+def test_no_pareto_set_mixes_conditions(recs):
+    sections = pareto_sections(recs)
+    sets = [s for section in sections for s in section["sets"]]
+    assert sets
+    for p in sets:
+        rows = p.rows
+        assert rows["speed"].map(lambda c: c is None).all() or rows["speed"].nunique() == 1, p.title
+        assert rows["accuracy"].map(str).nunique() == 1, p.title  # one kind of accuracy (or MACs)
+        assert rows["kind"].nunique() == 1, p.title  # measured and paper accuracy never share a frontier
+        assert rows["model"].is_unique, p.title
+        speeds = {c for c in rows["speed"] if c is not None}
+        assert len({c.execution.input_hw for c in speeds}) <= 1 and len({c.machine for c in speeds}) <= 1
+
+
+def test_mixed_resolutions_are_never_one_frontier(recs):
+    sections = {s["title"]: s for s in pareto_sections(recs)}
+    titles = sorted(sections)
+    cpu = [t for t in titles if t.startswith("cpu-test-2c")]
+    assert [t.split(" · ")[1].split()[0] for t in cpu] == ["1024x2048", "224x224", "256x512", "360x480"]
+    at_256 = next(sections[t] for t in cpu if "256x512" in t)
+    # hrnetv2_w18_small at 256x512 no longer anchors a Cityscapes mIoU frontier of 1024x2048 claims
+    assert not any("mIoU" in p.title for p in at_256["sets"])
+    assert [p.title for p in at_256["sets"]] == ["MACs vs latency · semantic"]
+    big = next(sections[t] for t in cpu if "1024x2048" in t)
+    paper = next(p for p in big["sets"] if p.title.startswith("paper mIoU"))
+    assert paper.title == "paper mIoU (Cityscapes val, whole) vs latency"
+    assert set(paper.rows["model"]) == {"hrnetv2_w18_small", "ocrnet_r101"}
+    assert set(paper.rows["kind"]) == {"paper"}  # drawn hollow, labelled the paper's
+    assert dict(zip(paper.rows["model"], paper.rows["y"], strict=True)) == {
+        "hrnetv2_w18_small": 70.3, "ocrnet_r101": 79.63,
     }  # fmt: skip
-    points = miou_points(board).set_index(["machine", "model"])
-    assert points.loc[("cpu-test-2c", "bisenetv2"), "miou_kind"] == "measured"
-    assert points.loc[("cpu-test-2c", "deeplabv3_r50"), "miou_kind"] == "paper"
-    cpu_points = points.loc["cpu-test-2c"]
-    mask = pareto_mask(list(cpu_points["latency_p50_ms"]), [-m for m in cpu_points["miou_value"]])
-    assert dict(zip(cpu_points.index, mask, strict=True))["fastscnn"] is True
 
 
-def test_ledger_rows(recs):
-    book = ledger(recs)
-    row = book[(book["model"] == "bisenetv2") & (book["metric"] == "params")].iloc[0]
-    assert row["ours"] == pytest.approx(1.0) and row["delta_pct"] == pytest.approx((1 / 3.359 - 1) * 100)
-    fps = book[(book["model"] == "bisenetv2") & (book["metric"] == "fps")].iloc[0]
-    assert fps["ours"] == pytest.approx(250.0)  # the GPU record is the closest condition to a GPU claim
-    assert "precision: ours fp16 vs paper fp32" in fps["differs"] and "GTX 1080 Ti" in fps["differs"]
-    assert fps["ours_vs_ref"] == pytest.approx(1.0) and fps["paper_vs_ref"] == pytest.approx(1.0)
-    miou = book[(book["model"] == "bisenetv2") & (book["metric"] == "miou")].iloc[0]
-    assert miou["ours"] == 70.1 and "split: ours val vs paper test" in miou["differs"]
-    fast = book[(book["model"] == "fastscnn") & (book["metric"] == "fps")].iloc[0]
-    assert fast["ours_vs_ref"] == pytest.approx(4.0) and math.isnan(fast["paper_vs_ref"])
-    assert EVIL not in set(book["model"])  # no card: nothing to reproduce
+def test_measured_accuracy_beside_latency_at_its_own_input(recs):
+    more = fixtures.rows(
+        [evaluation("enet", 40.0, dataset="camvid", split="test", source="trained here", at=(360, 480)),
+         evaluation("fastscnn", 50.0, dataset="camvid", split="test", source="trained here", at=(360, 480))]
+    )  # fmt: skip
+    sections = {s["title"]: s for s in pareto_sections([*recs, *more])}
+    at_360 = next(s for t, s in sections.items() if t.startswith("cpu-test-2c · 360x480"))
+    measured = next(p for p in at_360["sets"] if p.title.startswith("measured mIoU"))
+    assert measured.title == "measured mIoU (CamVid test, whole, weights trained here) vs latency"
+    assert set(measured.rows["model"]) == {"enet", "fastscnn"} and set(measured.rows["kind"]) == {"measured"}
+    # the 1024x2048 Cityscapes multi-scale evaluation has no latency at that input on this machine's
+    # 360x480 section, and a single model's set is named, not drawn
+    assert "measured mIoU (CamVid test, whole, weights authors)" in " ".join(
+        sum((s["left_out"] for s in sections.values()), [])
+    )
 
 
-def test_flops_claims_convert_to_gmacs():
-    from zoo.card import Reported
+# ------------------------------------------------------------------------------------------- the ledger
 
-    assert claim_in_gmacs(Reported("flops", 10.0, "s", convention="2 x multiply-adds"))[0] == 5.0
-    assert claim_in_gmacs(Reported("flops", 10.0, "s", convention="multiply-adds"))[0] == 10.0
-    value, note = claim_in_gmacs(Reported("flops", 1.0, "s", convention="multiply-adds / 2^30"))
-    assert value == pytest.approx(1.073741824) and "2^30" in note
-    assert "unknown" in claim_in_gmacs(Reported("flops", 1.0, "s", convention="not stated"))[1]
+
+def test_every_claim_gets_exactly_one_verdict(book):
+    from bench.comparability import VERDICTS
+    from reports.tables import all_cards
+
+    assert len(book) == sum(len(c.reported) for c in all_cards().values())
+    assert set(book["verdict"]) <= set(VERDICTS)
+    counts = summary(book).set_index("metric")
+    assert counts.loc["all", "claims"] == len(book)
+    assert (counts[list(VERDICTS)].sum(axis=1) == counts["claims"]).all()
+
+
+def test_ledger_verdicts_on_the_fixture_defects(book):
+    # a TensorRT GPU FPS claim: our CPU and our (other) GPU records are not comparable, never a percentage
+    fps = claim(book, "bisenetv2", "fps")
+    assert fps["verdict"] == "not comparable" and pd.isna(fps["delta"]) and fps["delta_text"] == ""
+    assert "backend: ours eager vs paper tensorrt 5.1.5" in fps["differs"]
+    assert "device model: ours Test CPU vs paper GTX 1080 Ti" in fps["differs"]  # the nearest: the CPU
+    assert fps["command"] == "" and "no tensorrt 5.1.5 backend" in fps["note"]
+    # a cross-dataset and a multi-scale evaluation do not answer a single-scale Cityscapes val claim
+    miou = claim(book, "hrnetv2_w18_small", "miou")
+    assert miou["verdict"] == "not comparable" and pd.isna(miou["delta"])
+    assert miou["differs"] == "protocol: ours msflip(scales=0.75,1,1.25, flip) vs paper whole"
+    assert miou["command"].startswith(
+        "segbench eval --model hrnetv2_w18_small --dataset cityscapes --split val"
+    )
+    # a 1024x2048 FLOPs claim: MACs counted at 256x512 only, never scaled
+    flops = claim(book, "hrnetv2_w18_small", "flops")
+    assert flops["verdict"] == "not comparable" and pd.isna(flops["delta"])
+    assert flops["command"] == "segbench structure --models hrnetv2_w18_small --resolutions 1024x2048"
+    assert flops["paper_unit_text"] == "G; compared as 33.3934 GMACs"  # 31.1 x 2^30 multiply-adds
+    # ... and one counted at its own input is compared: 21.15 G multiply-adds against our 21.0
+    bisenet = claim(book, "bisenetv2", "flops")
+    assert bisenet["verdict"] == "reproduced" and bisenet["delta_text"] == "-0.71%"
+    assert bisenet["ours_text"] == "21.0000 GMACs (exact count)"
+    # ResNet-101 claims on the ResNet-50 entry: listed apart, never compared
+    r50 = book[(book["model"] == "deeplabv3_r50") & (book["metric"] == "miou")]
+    assert len(r50) == 7 and set(r50["verdict"]) == {"not comparable"} and (r50["variant"] != "").all()
+    assert r50["ours"].isna().all()
+    # params: the structure record's count, against the card's, at the card's precision
+    params = claim(book, "hrnetv2_w18_small", "params")
+    assert params["verdict"] == "reproduced" and params["ours_text"] == "1,540,820 params (exact count)"
+    enet = claim(book, "enet", "params")  # 1,000,000 (fixture) against 0.37 M
+    assert enet["verdict"] == "differs" and enet["delta_text"] == "+630,000 params (+170.27%)"
+    assert claim(book, "mobilenetv2", "top1")["verdict"] == "not measured"
+
+
+def test_trained_here_is_its_own_section(tmp_path):
+    results = tmp_path / "results"
+    (results / "eval" / "m").mkdir(parents=True)
+    (results / "trained").mkdir()
+    (results / "trained" / "enet_camvid.pt.json").write_text(
+        json.dumps(
+            {
+                "iterations_done": 320,
+                "iterations_planned": 320,
+                "elapsed_s": 2444,
+                "device": "cpu",
+                "threads": 1,
+                "split": "trainval",
+                "recipe": {
+                    "batch_size": 8,
+                    "crop_hw": [256, 256],
+                    "optimizer": "adam",
+                    "lr": 0.0005,
+                    "schedule": "constant",
+                    "source": "ENet paper",
+                },
+            }
+        )  # fmt: skip
+    )
+    record = {**evaluation("enet", 17.66, dataset="camvid", split="test", source="trained here")}
+    record["weights"] = {"source": "trained here", "path": "/elsewhere/enet_camvid.pt"}
+    fixtures.write(results / "eval" / "m" / "e.jsonl", [record])
+    from reports.load import load
+
+    records, _ = load([results])
+    frame = trained_here(records)
+    assert len(frame) == 1 and frame.iloc[0]["miou"] == 17.66
+    assert (
+        frame.iloc[0]["budget"]
+        == "320 of 320 iterations x batch 8, crop 256x256; 2444 s wall on cpu, 1 thread(s); split trainval"
+    )
+    assert frame.iloc[0]["recipe"] == "adam lr 0.0005, constant (ENet paper)"
+    book = ledger(records)
+    assert set(book[book["model"] == "enet"]["verdict"]) == {"not measured", "not comparable"}  # no paper
+
+
+def test_roofline_fractions_above_one_are_never_shown():
+    assert roofline_fraction({"fraction": 0.4, "achieved_tflops": 0.1, "peak_tflops": 0.25}) == (0.4, "")
+    fraction, note = roofline_fraction({"fraction": 3.03, "achieved_tflops": 0.58, "peak_tflops": 0.19})
+    assert (
+        fraction is None and note == "n/a: peak too low (achieved 0.58 TFLOP/s above the measured peak 0.19)"
+    )
+    fraction, note = roofline_fraction({"fraction": None, "fraction_note": "peak measured with 2 threads"})
+    assert fraction is None and note == "n/a: peak measured with 2 threads"
+    recs = fixtures.rows(
+        [bench("bisenetv2", 1.0, roofline={"achieved_tflops": 0.5, "peak_tflops": 0.2, "fraction": 2.5})]
+    )
+    row = hardware_state(recs, "bisenetv2").iloc[0]
+    assert row["roofline_fraction"] is None and row["roofline_note"].startswith("n/a: peak too low")
 
 
 def test_history_across_commits(recs):
@@ -142,10 +315,12 @@ def test_pages_and_links(site):
     index = site["index.html"]
     for group in ("backbone", "realtime", "semantic"):
         assert f'href="leaderboard-{group}.csv"' in index
-    # CPU: mIoU (Cityscapes) and MACs (realtime) vs latency; GPU: MACs (realtime); params vs mIoU.
-    # Sets of one model are named, not plotted.
-    assert index.count("<svg") == 4
-    assert "Not plotted (fewer than 2 models): mIoU on CamVid, MACs of backbone, MACs of semantic." in index
+    # CPU 1024x2048: paper mIoU (Cityscapes val, whole) and MACs (semantic) vs latency; CPU 256x512 and
+    # 360x480: MACs (semantic; realtime); GPU: MACs (realtime); paper mIoU vs params. Sets of one model are
+    # named, not plotted.
+    assert index.count("<svg") == 6
+    assert index.count("<h3>") == 6 and "<h3>gpu-test · 360x480 b1 cuda/fp16 · NVIDIA Test GPU" in index
+    assert "Not plotted (fewer than 2 models): MACs of backbone." in index
     assert 'href="models/bisenetv2.html"' in index
     assert '<form id="filters" class="filters" hidden>' in index  # without JS: no dead controls, all rows
     assert 'title="FLOPs = 2 x MACs">GFLOPs<' in index and "status-fail" in index and ">oom<" in index

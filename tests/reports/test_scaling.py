@@ -4,26 +4,33 @@ import math
 
 import pytest
 
+from bench.records import from_dict
 from reports.scaling import crossovers, curves, exponent_ranges, fit_power_law, scaling_fits
 
 
 def row(model, hw, median, group="realtime", half=0.01, machine="m1", timestamp="2026-01-01", **extra):
-    return {
-        "kind": "bench",
-        "model": model,
-        "group": group,
-        "status": "ok",
-        "input_hw": list(hw),
-        "batch": 1,
-        "device": "cpu",
-        "precision": "fp32",
-        "latency_ms": {"median": median, "ci95": [median * (1 - half), median * (1 + half)]},
-        "peak_mem_mb": hw[0] * hw[1] / 1000,
-        "macs": 5 * hw[0] * hw[1],
-        "conditions": {"threads": 2},
-        "env": {"machine": machine, "timestamp": timestamp},
-        **extra,
-    }
+    """A typed bench record (bench.records.from_dict checks it)."""
+    status = extra.pop("status", "ok")
+    return from_dict(
+        {
+            "schema_version": 3,
+            "kind": "bench",
+            "model": model,
+            "group": group,
+            "status": status,
+            "error": None if status == "ok" else "failed",
+            "input_hw": list(hw),
+            "batch": 1,
+            "device": "cpu",
+            "precision": "fp32",
+            "latency_ms": {"median": median, "n": 3, "ci95": [median * (1 - half), median * (1 + half)]},
+            "peak_mem_mb": hw[0] * hw[1] / 1000,
+            "macs": 5 * hw[0] * hw[1],
+            "conditions": {"threads": 2},
+            "env": {"machine": machine, "timestamp": timestamp},
+            **extra,
+        }
+    )
 
 
 SIZES = [(256, 256), (512, 512), (1024, 1024)]
@@ -46,7 +53,7 @@ def test_fit_quality_by_hand():
 def test_fits_per_model_and_metric_use_the_newest_ok_record_per_size():
     rows = [row("a", hw, 0.001 * hw[0] * hw[1]) for hw in SIZES]  # latency linear in pixels
     rows.append(row("a", SIZES[0], 999.0, timestamp="2025-01-01"))  # older: history, not the curve
-    rows.append({**row("a", (2048, 2048), 1.0), "status": "oom"})
+    rows.append(row("a", (2048, 2048), 1.0, status="oom"))
     fits = scaling_fits(rows, "a").set_index("metric")
     assert fits.loc["latency_ms", "exponent"] == pytest.approx(1.0)
     assert fits.loc["macs", "exponent"] == pytest.approx(1.0) and fits.loc["peak_mem_mb", "points"] == 3
