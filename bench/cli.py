@@ -149,7 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="folder to write (empty; at most 8 files come out of it)")
     p.add_argument("--plan", action="store_true", help="print the cells, estimates and budget; run nothing")
     p.add_argument(
-        "--deadline", type=float, default=DEADLINE_S, help=f"seconds for the window (default: {DEADLINE_S:g})"
+        "--deadline",
+        type=positive_float,
+        default=DEADLINE_S,
+        help=f"seconds for the window (default: {DEADLINE_S:g})",
     )
     p.add_argument("--models", type=_csv, help="comma-separated zoo models (default: the whole zoo)")
     p.add_argument("--phases", help=f"comma-separated: selfcheck,{','.join(CELL_PHASES)} (default: all)")
@@ -199,6 +202,7 @@ def cmd_run(args) -> int:
     from bench import env as provenance
     from bench import spec
     from bench.conditions import AXES, parse_axis_values, parse_resolutions
+    from bench.options import check_threads
     from bench.run import calibrate, run_sweep, terminate_as_interrupt
     from bench.store import Layout, check_writable, exclusive, read_records
     from bench.structure import StructureStore
@@ -224,6 +228,11 @@ def cmd_run(args) -> int:
         return launch(args, cells, profile, DEFAULT_RESULTS_DIR)
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available to torch on this machine")
+    if args.threads is not None:  # the sweep runs here (the launcher's shards may run on bigger machines)
+        try:
+            check_threads(args.threads)
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"argument --threads: {exc}") from None
 
     env = provenance.collect_env(device)
     layout = Layout(args.results)
@@ -405,6 +414,11 @@ def cmd_train(args) -> int:
     return run_train(args)
 
 
+def _one_line(message) -> str:
+    """An error message on one line, whatever it quotes (a file name or a plugin's message with newlines)."""
+    return " ".join(str(message).splitlines())
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -423,11 +437,11 @@ def main(argv: list[str] | None = None) -> int:
             "train": cmd_train,
         }[args.command](args)
     except UsageError as exc:
-        print(f"segbench: error: {exc}", file=sys.stderr)
+        print(f"segbench: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk or a read-only folder met while writing: what was written stays
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"segbench: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"segbench: error: {_one_line(exc.strerror or exc)}{_one_line(where)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP during a run (bench.run.Interrupted)
         print(

@@ -113,9 +113,27 @@ def _record_latency(record: BenchRecord) -> dict | None:
     return {"median": latency.median, "ci95": list(ci), "n": latency.n}
 
 
+def _positive(value) -> bool:
+    return type(value) in (int, float) and math.isfinite(value) and value > 0
+
+
+def _non_negative(value) -> bool:
+    return type(value) in (int, float) and math.isfinite(value) and value >= 0
+
+
 def valid_calibration(calibration) -> dict | None:
-    """A calibration result with what normalising needs, else None (a failed calibration records an error)."""
-    if isinstance(calibration, dict) and calibration.get("median_ms") and calibration.get("ci95"):
+    """A calibration result with what normalising needs (a positive median and interval: latencies are divided
+    by them), else None (a failed calibration records an error)."""
+    if not isinstance(calibration, dict):
+        return None
+    ci = calibration.get("ci95")
+    if (
+        _positive(calibration.get("median_ms"))
+        and isinstance(ci, (list, tuple))
+        and len(ci) == 2
+        and all(map(_positive, ci))
+        and ci[0] <= ci[1]
+    ):
         return calibration
     return None
 
@@ -147,40 +165,67 @@ def entries_from_pytest_benchmark(document: dict, path: Path) -> list[Entry]:
     median +- 1.57 IQR / sqrt(rounds) (McGill, Tukey & Larsen 1978, what box plots' notches show).
     """
     info = document.get("machine_info") or {}
+    if not isinstance(info, dict):
+        raise UsageError(f"{path}: malformed pytest-benchmark file: machine_info is not an object")
     machine = info.get("segbench_machine") or info.get("node")
+    threads = info.get("torch_threads")
     session_calibration = valid_calibration(info.get("calibration"))
     entries = []
-    for bench in document["benchmarks"]:
-        try:
-            # The calibration timed beside this benchmark (benchmarks/conftest.py), else the session's.
-            calibration = valid_calibration((bench.get("extra_info") or {}).get("calibration"))
-            calibration = calibration or session_calibration
-            name = bench.get("fullname") or bench["name"]
-            stats = bench["stats"]
-            median = stats["median"] * 1000
-            data = stats.get("data")
-            if data:
-                low, high, _ = median_ci(sorted(t * 1000 for t in data))
-            else:
-                half = 1.57 * stats["iqr"] * 1000 / math.sqrt(stats["rounds"])
-                low, high = median - half, median + half
-        except (KeyError, TypeError) as exc:
-            raise UsageError(f"{path}: malformed pytest-benchmark entry ({exc!r} missing or wrong)") from None
+    for number, bench in enumerate(document["benchmarks"], start=1):
+        stats, extra = _benchmark_parts(bench, f"{path}: benchmark {number}")
+        # The calibration timed beside this benchmark (benchmarks/conftest.py), else the session's.
+        calibration = valid_calibration(extra.get("calibration")) or session_calibration
+        name = bench.get("fullname") or bench.get("name")
+        median = stats["median"] * 1000
+        data = stats.get("data")
+        if data:
+            low, high, _ = median_ci(sorted(t * 1000 for t in data))
+        else:
+            half = 1.57 * stats["iqr"] * 1000 / math.sqrt(stats["rounds"])
+            low, high = max(median - half, 0.0), median + half
         entries.append(
             Entry(
                 key=(PYTEST_BENCHMARK, name),
                 label=name,
                 kind=PYTEST_BENCHMARK,
-                machine=machine,
-                threads=info.get("torch_threads"),
+                machine=machine if isinstance(machine, str) else None,
+                threads=threads if type(threads) is int else None,
                 status="ok",
                 fields={},
                 latency={"median": median, "ci95": [low, high], "n": stats.get("rounds")},
                 calibration=calibration,
-                timestamp=document.get("datetime") or "",
+                timestamp=str(document.get("datetime") or ""),
             )
         )
     return entries
+
+
+def _benchmark_parts(bench, where: str) -> tuple[dict, dict]:
+    """(stats, extra_info) of one pytest-benchmark entry, checked: a UsageError names what is wrong (NaN,
+    a string, no rounds) rather than letting it become a traceback or a '+nan%' verdict."""
+    if not isinstance(bench, dict):
+        raise UsageError(f"{where}: not an object")
+    name, stats = bench.get("fullname") or bench.get("name"), bench.get("stats")
+    extra = bench.get("extra_info") or {}
+    if not isinstance(name, str) or not name:
+        raise UsageError(f"{where}: no name")
+    if not isinstance(stats, dict) or not isinstance(extra, dict):
+        raise UsageError(f"{where} ({name}): stats and extra_info must be objects")
+    checks = [("median", _positive, "a positive number of seconds")]
+    if stats.get("data"):
+        data = stats["data"]
+        if not isinstance(data, list) or not all(map(_non_negative, data)):
+            raise UsageError(f"{where} ({name}): stats.data must be a list of non-negative seconds")
+    else:
+        checks += [
+            ("iqr", _non_negative, "a non-negative number of seconds"),
+            ("rounds", lambda v: type(v) is int and v >= 1, "a positive count"),
+        ]
+    for key, ok, what in checks:
+        value = stats.get(key)
+        if not ok(value):
+            raise UsageError(f"{where} ({name}): stats.{key} is {json.dumps(value)}; expected {what}")
+    return stats, extra
 
 
 def _is_pytest_benchmark(document) -> bool:
@@ -207,8 +252,8 @@ def load_entries(path: Path) -> list[Entry]:
         raise UsageError(f"cannot read {path}: not UTF-8 text") from None
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    except ValueError:
-        document = None  # several lines: JSON Lines
+    except (ValueError, RecursionError):
+        document = None  # several lines: JSON Lines (read_records says what is wrong with them)
     if _is_pytest_benchmark(document):
         return entries_from_pytest_benchmark(document, path)
     if isinstance(document, dict) and "structure_version" in document:

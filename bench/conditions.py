@@ -266,6 +266,11 @@ WEIGHT_SOURCES = ("authors", "trained here", "random init")
 AUTHORS_WEIGHTS = ("authors",)
 
 
+# The scales msflip accepts: published protocols use 0.5 to 2 (mmsegmentation's 0.5-1.75, DeepLab's and
+# HRNet's 0.5-2.0); far outside, an image shrinks to nothing or needs 16x a whole forward's memory and more.
+MSFLIP_SCALES = (0.25, 4.0)
+
+
 @dataclass(frozen=True)
 class EvalProtocol:
     """How one image becomes class scores (bench.eval.protocols runs it):
@@ -289,10 +294,15 @@ class EvalProtocol:
                 raise UsageError("protocol slide needs a crop (--crop HxW)")
             if min(*self.crop, *self.stride) < 1:
                 raise UsageError(f"slide crop {self.crop} and stride {self.stride} must be positive")
+            if self.stride[0] > self.crop[0] or self.stride[1] > self.crop[1]:  # pixels no window covers
+                raise UsageError(f"slide stride {self.stride} must not exceed the crop {self.crop}")
         if self.name == "msflip" and (
             not self.scales or not all(math.isfinite(s) and s > 0 for s in self.scales)
         ):
             raise UsageError(f"msflip scales {self.scales} must be positive numbers")
+        low, high = MSFLIP_SCALES
+        if self.name == "msflip" and not all(low <= s <= high for s in self.scales):
+            raise UsageError(f"msflip scales {self.scales} must be within {low:g} to {high:g}")
         return self
 
     @property

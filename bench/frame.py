@@ -13,6 +13,7 @@ Torch-free: `import segbench` and this module import neither torch nor the model
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -252,15 +253,34 @@ def csv_safe(value):
     return value
 
 
+def csv_cell(value):
+    """A value as the CSV writer takes it: text through `csv_safe`, numbers and booleans as they are, a
+    missing value (None, NaN, NA) empty, a list as a JSON array, a numpy scalar as its Python value."""
+    kind = type(value)
+    if kind is str:
+        return csv_safe(value)
+    if kind is int or kind is bool:
+        return value
+    if kind is float:
+        return "" if value != value else value
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if kind is list:
+        return csv_safe(json.dumps(value))
+    if hasattr(value, "item") and not isinstance(value, pd.Timestamp):  # a numpy scalar
+        return csv_cell(value.item())
+    return csv_safe(str(value))
+
+
 def to_csv(frame: pd.DataFrame) -> str:
-    """The frame as CSV, every text cell passed through `csv_safe`; lists (samples) as JSON arrays."""
-    out = frame.copy()
-    for name in out.columns:
-        if out[name].dtype == object:
-            out[name] = out[name].map(lambda v: json.dumps(v) if isinstance(v, list) else v)
-        if out[name].dtype == object or isinstance(out[name].dtype, pd.StringDtype):
-            out[name] = out[name].map(csv_safe, na_action="ignore")
-    return out.to_csv(index=False, lineterminator="\n")
+    """The frame as CSV that is safe to open in a spreadsheet: every text cell quoted (a carriage return in
+    it cannot start a row) and passed through `csv_safe`; numbers as they are, a missing value empty; lists
+    (samples) as JSON arrays. The one CSV writer: `segbench export` and the report's CSVs."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+    writer.writerow([str(c) for c in frame.columns])
+    writer.writerows([csv_cell(v) for v in row] for row in frame.itertuples(index=False, name=None))
+    return buffer.getvalue()
 
 
 def check_format(fmt: str) -> None:

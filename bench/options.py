@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 
 
 def _number(text: str, kind: type) -> float | int:
@@ -26,6 +27,25 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def most_threads() -> int:
+    """The most CPU threads an option may ask for: this machine's CPUs. More never gives a meaningful
+    number, and a huge count crashes torch's thread pool (a segmentation fault, not a line)."""
+    return os.cpu_count() or 1
+
+
+def check_threads(threads: int) -> int:
+    if threads > most_threads():
+        raise argparse.ArgumentTypeError(
+            f"expected at most {most_threads()} threads (this machine's CPUs), got {threads}"
+        )
+    return threads
+
+
+def cpu_threads(text: str) -> int:
+    """A thread count for work done on this machine: a positive integer, at most its CPUs."""
+    return check_threads(positive_int(text))
 
 
 def non_negative_int(text: str) -> int:

@@ -14,7 +14,9 @@ Three kinds share the store (`kind`):
   so it is computed once and reused across condition axes and runs.
 
 Records are read through `Record.from_dict`, which checks every known field's type and value (a string where
-a number belongs, NaN, a negative count) and names the field; unknown fields are kept as they are (`extra`).
+a number belongs, NaN, a negative count, an integer past 64 bits) and names the field, inside objects too
+where a reader uses the value (`calibration.median_ms`, `env.gpu.name`); unknown fields are kept as they are
+(`extra`). `parse_line` also refuses arrays nested past the recursion limit and unpaired surrogates.
 Schema history (older files are still read, `migrate`):
 1. the first bench records (no `kind`, no backend/layout/cuDNN/TF32 axes);
 2. adds `kind` ("bench"/"eval"), the axes backend, channels_last, cudnn_benchmark, tf32, compile_mode,
@@ -39,8 +41,10 @@ inference) and `params_total` (with training-only heads); `macs` (fvcore) and `m
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,12 +66,24 @@ class RecordError(ValueError):
 # --------------------------------------------------------------------------------------------- checks
 
 
+def _percent(value) -> bool:
+    return _number(value) and 0 <= value <= 100
+
+
+# Integers a record may hold: what a 64-bit integer column holds (a count of 10**400 is not one, and it
+# would not convert to a float either).
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+
 def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    kind = type(value)
+    if kind is float:
+        return math.isfinite(value)
+    return kind is int and _INT_MIN <= value <= _INT_MAX
 
 
 def _integer(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return type(value) is int and _INT_MIN <= value <= _INT_MAX
 
 
 def _check(record: dict, name: str, ok, what: str, optional: bool = True) -> None:
@@ -111,10 +127,66 @@ def _shape(value) -> bool:
 
 def _samples(value) -> bool:
     # _non_negative inlined: a record holds up to a thousand samples, and every record is checked on read
-    return isinstance(value, list) and all(type(v) in (int, float) and 0 <= v < math.inf for v in value)
+    return isinstance(value, list) and all(type(v) in (int, float) and 0 <= v <= _FLOAT_MAX for v in value)
+
+
+_FLOAT_MAX = sys.float_info.max  # bounds floats (not NaN or infinity) and integers a float can hold
+
+
+def _numbers_or_null(value) -> bool:
+    return isinstance(value, dict) and all(v is None or _number(v) for v in value.values())
+
+
+def _numbers(value) -> bool:
+    return isinstance(value, list) and all(_number(v) for v in value)
+
+
+def _interval_positive(value) -> bool:
+    return _interval(value) and value[0] > 0
+
+
+def _check_inside(record: dict, name: str, checks: dict, path: str | None = None) -> None:
+    """Check the fields of the object `record[name]` (when it is one) that readers use, each named by its
+    path (`calibration.median_ms`): the report, `compare` and the export read them as numbers."""
+    inner = record.get(name)
+    if not isinstance(inner, dict):
+        return
+    for key, (ok, what) in checks.items():
+        value = inner.get(key)
+        if value is not None and not ok(value):
+            raise RecordError(f"field '{path or name}.{key}' is {json.dumps(value)[:60]}; expected {what}")
 
 
 # ------------------------------------------------------------------------------------------- provenance
+
+
+def _timestamp(value) -> bool:
+    if not isinstance(value, str):
+        return False
+    if value == "":
+        return True  # not recorded
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+_GPU_CHECKS = {
+    "name": (lambda v: isinstance(v, str), "text"),
+    "driver": (lambda v: isinstance(v, str), "text"),
+    "memory_total_mb": (_number, "a number of MB"),
+}
+# A calibration workload's result (bench.measure.calibration), in env.calibration.workload and beside a cell
+# (`calibration`): compare divides latencies by it, so its median and interval must be positive.
+_CALIBRATION_CHECKS = {
+    "median_ms": (_positive, "a positive number of ms"),
+    "ci95": (_interval_positive, "[low, high] with 0 < low <= high"),
+    "n": (_count, "a sample count"),
+    "threads": (_count, "a thread count"),
+    "workload": (lambda v: isinstance(v, str), "text"),
+    "device": (lambda v: isinstance(v, str), "text"),
+}
 
 
 @dataclass(frozen=True)
@@ -144,11 +216,19 @@ class Env:
     def from_dict(cls, env: Any) -> Env:
         if not isinstance(env, dict):
             raise RecordError(f"field 'env' is {json.dumps(env)[:60]}; expected an object")
-        for name in ("machine", "timestamp", "git_commit", "torch", "cpu"):
+        for name in ("machine", "git_commit", "torch", "cpu"):
             _check(env, name, lambda v: isinstance(v, str), "text")
+        _check(env, "timestamp", _timestamp, "an ISO 8601 time")
         _check(env, "git_dirty", lambda v: isinstance(v, bool), "true or false")
+        for name in ("cudnn", "cpu_count"):
+            _check(env, name, _count, "a count")
         for name in ("gpu", "calibration"):
             _check(env, name, _object, "an object")
+        _check_inside(env, "gpu", _GPU_CHECKS, "env.gpu")
+        _check_inside(env, "calibration", {"workload": (_object, "an object")}, "env.calibration")
+        _check_inside(
+            env.get("calibration") or {}, "workload", _CALIBRATION_CHECKS, "env.calibration.workload"
+        )
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         return cls(
             **{k: env[k] for k in known if env.get(k) is not None},
@@ -217,6 +297,7 @@ class Latency:
         _check(latency, "ci95", lambda v: _interval(v), "[low, high] with low <= high")
         _check(latency, "target_met", lambda v: isinstance(v, bool), "true or false")
         _check(latency, "stop_reason", lambda v: v in STOP_REASONS, f"one of {', '.join(STOP_REASONS)}")
+        _check(latency, "ci_method", lambda v: isinstance(v, str), "text")
         _check_processes(latency)
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         values = {k: latency[k] for k in known if latency.get(k) is not None}
@@ -417,7 +498,7 @@ _BENCH_CHECKS = {
     "macs_flop_counter": (_count, "a count of multiply-adds"),
     "macs_unsupported_ops": (_counts, "{op: count}"),
     "flop_counter_uncounted_ops": (_counts, "{op: count}"),
-    "macs_coverage": (_object, "an object"),
+    "macs_coverage": (_numbers_or_null, "{counter: share of ops}"),
     "macs_disagree": (lambda v: isinstance(v, bool), "true or false"),
     "latency_ms": (_object, "an object"),
     "latency_samples_ms": (_samples, "a list of non-negative ms"),
@@ -434,6 +515,51 @@ _BENCH_CHECKS = {
     "conditions": (_object, "an object"),
     "wall_s": (_non_negative, "seconds"),
     "shard": (lambda v: isinstance(v, str), "text like 1/2"),
+}
+
+
+_MEGABYTES = (_number, "a number of MB")
+_NON_NEGATIVE = (_non_negative, "a non-negative number")
+# Fields inside a record's objects that the report, `compare` and the export read (see `_check_inside`).
+_INNER_CHECKS = {
+    "bench": {
+        "conditions": {
+            "threads": (lambda v: _integer(v) and v >= 1, "a positive thread count"),
+            "backend_details": (_object, "an object"),
+        },
+        "calibration": _CALIBRATION_CHECKS,
+        "agreement": {
+            "max_abs_diff": _NON_NEGATIVE,
+            "reference_max_abs": _NON_NEGATIVE,
+            "argmax_agreement_pct": (lambda v: _number(v) and 0 <= v <= 100, "a percentage"),
+        },
+        "roofline": {k: _NON_NEGATIVE for k in ("achieved_tflops", "fraction", "peak_tflops", "peak_gbps")},
+        "hardware": {
+            "throttled": (lambda v: isinstance(v, bool), "true or false"),
+            "energy_j_per_image": _NON_NEGATIVE,
+            "before": (_object, "an object"),
+            "after": (_object, "an object"),
+        },
+        "memory": {
+            **{k: _MEGABYTES for k in ("cpu_peak_rss_mb", "cuda_max_allocated_mb", "cuda_max_reserved_mb")},
+            "nvml_used_mb": _MEGABYTES,
+            "peak_mb_per_process": (_numbers, "a list of MB"),
+        },
+    },
+    "eval": {
+        "weights": {k: (lambda v: isinstance(v, str), "text") for k in ("source", "path", "sha256")},
+        "cost": {
+            "latency_ms_per_image": _NON_NEGATIVE,
+            "macs_multiplier": _NON_NEGATIVE,
+            "macs_whole": (_count, "a count of multiply-adds"),
+            "macs_protocol": (_count, "a count of multiply-adds"),
+            "threads": (_count, "a thread count"),
+        },
+        "conventions": {
+            **{k: (_percent, "a percentage") for k in ("absent_excluded", "absent_as_1", "per_image_mean")},
+            "headline": (lambda v: isinstance(v, str), "text"),
+        },
+    },
 }
 
 
@@ -478,10 +604,6 @@ class EvalRecord(Record):
             "protocol": self.protocol.label(),
             "protocol_spec": self.protocol.to_dict(),
         }
-
-
-def _percent(value) -> bool:
-    return _number(value) and 0 <= value <= 100
 
 
 _EVAL_CHECKS = {
@@ -537,7 +659,7 @@ _STRUCTURE_CHECKS = {
     "digest": (_text, "a structure digest"),
     **{k: _BENCH_CHECKS[k] for k in ("params", "params_total", "macs", "macs_flop_counter")},
     **{k: _BENCH_CHECKS[k] for k in ("macs_unsupported_ops", "flop_counter_uncounted_ops", "output_shape")},
-    "macs_coverage": (_object, "an object"),
+    "macs_coverage": (_numbers_or_null, "{counter: share of ops}"),
     "macs_disagree": (lambda v: isinstance(v, bool), "true or false"),
 }
 
@@ -561,8 +683,9 @@ def from_dict(record: Any) -> Record:
     """A typed record from a JSON object read from disk; RecordError names what is wrong."""
     if not isinstance(record, dict):
         raise RecordError("not a JSON object")
-    if record.get("schema_version") not in READABLE_SCHEMAS:
-        raise RecordError(f"schema_version {record.get('schema_version')!r} is not one of {READABLE_SCHEMAS}")
+    version = record.get("schema_version")
+    if type(version) is not int or version not in READABLE_SCHEMAS:  # not 3.0, not true (== 1)
+        raise RecordError(f"schema_version {json.dumps(version)[:20]} is not one of {READABLE_SCHEMAS}")
     record = migrate(record)
     kind = record.get("kind", "bench")
     if kind not in KINDS:
@@ -575,6 +698,8 @@ def from_dict(record: Any) -> Record:
         _check(
             record, name, ok, what, optional=name not in ("group", "dataset", "split", "protocol", "digest")
         )
+    for name, checks in _INNER_CHECKS.get(kind, {}).items():
+        _check_inside(record, name, checks)
     common = {
         "model": record["model"],
         "status": record["status"],
@@ -639,12 +764,33 @@ def _structure(record: dict, common: dict) -> StructureRecord:
 
 
 def parse_line(line: str) -> Record:
-    """One line of a results file as a record; NaN and Infinity are not JSON numbers and are refused."""
+    """One line of a results file as a record; NaN and Infinity are not JSON numbers and are refused, and so
+    are arrays nested past Python's recursion limit and text that is not Unicode (an unpaired surrogate)."""
     try:
         obj = _DECODER.decode(line)
     except ValueError as exc:
         raise RecordError(str(exc)) from None
+    except RecursionError:
+        raise RecordError("objects or arrays nested too deeply") from None
+    if "\\ud" in line or "\\uD" in line:  # only a \u escape can make a surrogate: UTF-8 cannot hold one
+        _check_unicode(obj, "")
     return from_dict(obj)
+
+
+def _check_unicode(value, path: str) -> None:
+    """RecordError naming the field whose text holds an unpaired surrogate (it cannot be written as UTF-8)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RecordError(f"field {path or 'key'!r} holds an unpaired surrogate, not text") from None
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            _check_unicode(key, path)
+            _check_unicode(inner, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            _check_unicode(inner, f"{path}.{index}")
 
 
 def _refuse_constant(name: str):

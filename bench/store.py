@@ -15,10 +15,13 @@ kept only while the sweep is unfinished, for --resume), and `<file>.run.json`, e
 (wall time, time in timed forwards, efficiency, stop rules). Neither is named *.jsonl: they are not results.
 
 Records files are JSON Lines, one record per line, appended as whole fsync'ed lines under an exclusive lock
-(two runs never write one file). A crash can at worst leave a torn last line: the reader skips a last line
-that does not parse, and the next append cuts it off. A last line that parses but lacks its newline (a file
-concatenated, or a disk that filled exactly there) is a complete record: the next append first ends it.
-Every other file is written whole or not at all (`write_atomic`: temp file in the same folder + rename).
+(two runs never write one file). A crash can at worst leave a torn last line: a last line without its
+newline that is not even one complete JSON value (a write cut short). The reader skips it and the next
+append cuts it off. A last line that is complete but lacks its newline (a file concatenated, or a disk that
+filled exactly there) is kept: a record is read and ended before the next append; anything else (two records
+run together, a record of a newer schema) is an error naming the line, never cut. Every other file is
+written whole or not at all (`write_atomic`: temp file in the same folder + rename); it never replaces a
+folder, a device or a pipe.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from bench.records import Record, RecordError, parse_line
 
 DEFAULT_ROOT = Path("results")
 MAX_NAME = 80  # characters of a file name taken from a results field, before its hash suffix
+WRITE_CHECK_BYTES = 1 << 16  # what check_writable writes: room for a record (a few KiB, with samples tens)
 
 
 def safe_name(text: str, limit: int = MAX_NAME) -> str:
@@ -97,23 +101,29 @@ class Layout:
 
 
 def check_writable(folder: Path) -> None:
-    """UsageError (one line) unless files can be created in `folder` (made if missing)."""
+    """UsageError (one line) unless files can be created and written in `folder` (made if missing): a file
+    in the way, a read-only file system or a full disk is found here, before any work."""
     folder = Path(folder)
     blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
     if blocker is not None and not blocker.is_dir():
         raise UsageError(f"cannot write to {folder}: {blocker} is a file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".segbench-write-check-"):
-            pass
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".segbench-write-check-") as probe:
+            probe.write(bytes(WRITE_CHECK_BYTES))  # a full disk fails here, not after the first measurement
+            probe.flush()
     except OSError as exc:
         raise UsageError(f"cannot write to {folder}: {exc.strerror or exc}") from None
 
 
 def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> None:
     """Write `data` to `path` whole or not at all: a temporary file in the same folder, fsync'ed, then
-    renamed over `path`. A failure (full disk, read-only folder) leaves `path` as it was and no temp file."""
+    renamed over `path`. A failure (full disk, read-only folder) leaves `path` as it was and no temp file.
+    A `path` that is there but not a regular file (a folder, /dev/stdout, a pipe) is a UsageError: the rename
+    would replace it."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise UsageError(f"cannot write {path}: it is not a regular file (a folder, device or pipe)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:100]}.", suffix=".tmp")
     try:
@@ -184,9 +194,23 @@ def _is_json_object(line: str) -> bool:
         return False
 
 
-def _end_last_line(f, complete: Callable[[str], bool] = _is_record) -> None:
+_RAW_DECODER = json.JSONDecoder()
+
+
+def torn(line: str) -> bool:
+    """Whether a last line without its newline is a write cut short: not even one complete JSON value at its
+    start. A write of one line cut anywhere leaves a prefix of one JSON object, which never is one."""
+    try:
+        _RAW_DECODER.raw_decode(line.lstrip())
+    except (ValueError, RecursionError):
+        return True
+    return False
+
+
+def _end_last_line(f, path: Path, complete: Callable[[str], bool] = _is_record) -> None:
     """Make the file end at a line boundary before appending: a last line without its newline is ended
-    when it is `complete` (a whole record, by default), and cut off when it is torn."""
+    when it is `complete` (a whole record, by default), cut off when it is `torn`, and otherwise (two records
+    run together, a record this version cannot read) a UsageError: it is never cut."""
     size = f.seek(0, os.SEEK_END)
     if size == 0:
         return
@@ -208,6 +232,10 @@ def _end_last_line(f, complete: Callable[[str], bool] = _is_record) -> None:
     except UnicodeDecodeError:
         whole = False
     if not whole:
+        f.seek(start_of_line)
+        last = f.read(size - start_of_line).decode("utf-8", errors="replace")
+        if not torn(last):
+            raise UsageError(f"{path}: its last line is complete but not what this file holds; not appending")
         f.truncate(start_of_line)
         return
     f.seek(0, os.SEEK_END)
@@ -217,12 +245,17 @@ def _end_last_line(f, complete: Callable[[str], bool] = _is_record) -> None:
 def _append_line(path: Path, line: str, complete: Callable[[str], bool]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "ab+") as f:
-        _end_last_line(f, complete)
-        f.seek(0, os.SEEK_END)
-        f.write((line + "\n").encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "ab+") as f:
+            _end_last_line(f, path, complete)
+            f.seek(0, os.SEEK_END)
+            f.write((line + "\n").encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:  # a full disk: name the file (a write error carries no file name of its own)
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
 def append_record(path: Path, record: Record) -> None:
@@ -249,7 +282,7 @@ def read_json_lines(path: Path) -> list[dict]:
             continue
         if _is_json_object(line):
             documents.append(json.loads(line))
-        elif not (number == len(lines) and not text.endswith("\n")):
+        elif not (number == len(lines) and not text.endswith("\n") and torn(line)):
             raise UsageError(f"{path}:{number}: not a JSON object")
     return documents
 
@@ -292,7 +325,7 @@ def read_records(path: Path) -> list[Record]:
         try:
             records.append(parse_line(line))
         except RecordError as exc:
-            if number == len(lines) and not text.endswith("\n"):
+            if number == len(lines) and not text.endswith("\n") and torn(line):
                 break  # the last write was interrupted: that cell was never completed
             raise UsageError(f"{path}:{number}: not a SegBench record: {exc}") from None
     return records

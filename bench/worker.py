@@ -36,10 +36,15 @@ def import_plugins(modules: tuple[str, ...]) -> None:
     for name in modules:
         try:
             importlib.import_module(name)
-        except Exception as exc:  # noqa: BLE001 - a SyntaxError or a registration error is bad input too
-            if isinstance(exc, ImportError):
-                raise
-            raise ImportError(f"{name}: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from exc
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a SyntaxError, sys.exit(), a failed registration
+            lines = str(exc).strip().splitlines()
+            if isinstance(exc, ImportError) and lines and name in lines[0]:  # "No module named 'name'"
+                raise ImportError(lines[0]) from exc
+            raise ImportError(
+                f"{name}: {type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+            ) from exc
 
 
 def conditions(cell: Cell, runner, flags: dict) -> dict:

@@ -11,11 +11,8 @@ built from a results field goes through bench.store.safe_name (bounded, unique, 
 from __future__ import annotations
 
 import contextlib
-import csv
 import functools
 import gc
-import io
-import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -24,6 +21,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from bench.conditions import REFERENCE_MODEL
+from bench.frame import to_csv  # the one CSV writer: text cells quoted, never a formula
 from bench.records import BenchRecord, Record, latest_per_cell
 from bench.store import safe_name
 from reports import cells, details, filters, history, plots, selfcheck, site
@@ -54,43 +52,6 @@ def _static(name: str) -> Markup:
 def slug(name: str) -> str:
     """A model's (or group's) name as a file name or HTML id: bench.store.safe_name."""
     return safe_name(name)
-
-
-# A cell that a spreadsheet would run as a formula (OWASP, CSV injection): text starting with one of these.
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-
-
-def _neutral(value):
-    """A text cell with a leading ' where it would start a formula; numbers (and text that is one) as is."""
-    if isinstance(value, str) and value.startswith(_FORMULA) and not _NUMBER.fullmatch(value):
-        return "'" + value
-    return value
-
-
-def _csv_value(value):
-    kind = type(value)
-    if kind is str:
-        return _neutral(value)
-    if kind is float:
-        return "" if value != value else value  # NaN: missing
-    if kind is int or kind is bool:
-        return value
-    if cells.missing(value):
-        return ""
-    if hasattr(value, "item"):  # a numpy scalar
-        return _csv_value(value.item())
-    return _neutral(str(value))
-
-
-def to_csv(frame: pd.DataFrame) -> str:
-    """A table as CSV that is safe to open in a spreadsheet (OWASP): every text cell quoted, and prefixed
-    with ' where it would start a formula (`_neutral`); numbers as they are, a missing value empty."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
-    writer.writerow([str(c) for c in frame.columns])
-    writer.writerows([_csv_value(v) for v in row] for row in frame.itertuples(index=False, name=None))
-    return buffer.getvalue()
 
 
 def auto_columns(frame: pd.DataFrame) -> list[cells.Col]:

@@ -32,7 +32,9 @@ def load_entry_points() -> list[str]:
             target = ep.load()
             if callable(target):
                 target()
-        except Exception as exc:  # noqa: BLE001 - any failure of a third-party plugin is reported the same way
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - any failure of a plugin (sys.exit too) is reported the same way
             dist = f" of {ep.dist.name} {ep.dist.version}" if ep.dist else ""
             lines = str(exc).strip().splitlines()
             raise PluginError(

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from bench.errors import UsageError
-from bench.options import hw, non_negative_int, positive_float, positive_floats, positive_int
+from bench.options import cpu_threads, hw, non_negative_int, positive_float, positive_floats, positive_int
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS_ROOT = Path("results")
@@ -51,7 +51,7 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--no-flip", action="store_true", help="msflip without the mirrored pass")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=positive_int, help="CPU threads for torch")
+    p.add_argument("--threads", type=cpu_threads, help="CPU threads for torch (at most this machine's)")
     p.add_argument("--limit", type=positive_int, help="evaluate only the first N images (a quick check)")
     p.add_argument(
         "--out", type=Path, help="results file (default: results/eval/<machine>/<time>-eval.jsonl)"
@@ -78,7 +78,7 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=positive_int, help="CPU threads for torch")
+    p.add_argument("--threads", type=cpu_threads, help="CPU threads for torch (at most this machine's)")
     p.add_argument(
         "--save-every", type=positive_int, default=50, help="iterations between resume checkpoints"
     )
@@ -105,6 +105,20 @@ def _summary(record) -> str:
     )
 
 
+def _check_device(text: str) -> None:
+    """UsageError (one line) unless `text` is cpu, cuda or cuda:N and torch can use it here."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise UsageError(f"unknown device {text!r}: expected cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available to torch on this machine")
+
+
 def cmd_eval(args) -> int:
     import os
 
@@ -112,12 +126,11 @@ def cmd_eval(args) -> int:
 
     from bench.eval.evaluate import evaluate
     from bench.eval.protocols import make_protocol
-    from bench.store import append_record
+    from bench.store import append_record, check_writable, exclusive, read_records
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available to torch on this machine")
+    _check_device(args.device)
     protocol = make_protocol(args.protocol, args.crop, args.stride, args.scales, flip=not args.no_flip)
     rank = int(os.environ.get("RANK", 0))
     if args.suite:
@@ -157,11 +170,17 @@ def cmd_eval(args) -> int:
             )
         ]
         out = _out_path(args, f"{args.model}-{args.dataset}")
+    if rank == 0 and jobs:  # an unwritable or unreadable --out, or one a run is writing: before evaluating
+        check_writable(out.parent)
+        if out.exists():
+            with exclusive(out):
+                read_records(out)
     failed = 0
     for model, dataset, root, split, ckpt, source in jobs:
         record = evaluate(model, dataset, Path(root), split, protocol, ckpt, source, args.device, args.limit)
         if rank == 0:
-            append_record(out, record)
+            with exclusive(out):
+                append_record(out, record)
             print(f"segbench: {_summary(record)}", file=sys.stderr)
         failed += not record.ok
     if rank == 0 and jobs:
@@ -181,8 +200,7 @@ def cmd_train(args) -> int:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available to torch on this machine")
+    _check_device(args.device)
     recipe = get_recipe(args.model)
     changes = {
         k: v

@@ -43,14 +43,16 @@ def sha256(path: Path) -> str:
 def weights_info(checkpoint: Path | None, source: str | None = None) -> dict:
     """How the weights were obtained: a checkpoint with our training sidecar (`<file>.json`) was trained
     here, any other checkpoint is taken to be the authors' (a port), none is random init."""
+    if source is not None and source not in WEIGHT_SOURCES:
+        raise UsageError(f"unknown weights source {source!r} ({', '.join(WEIGHT_SOURCES)})")
     if checkpoint is None:
-        return {"source": source or "random init", "path": None, "sha256": None}
+        if source not in (None, "random init"):  # the record would credit weights that were never loaded
+            raise UsageError(f"weights source {source!r} needs --checkpoint (without one: random init)")
+        return {"source": "random init", "path": None, "sha256": None}
     if not checkpoint.is_file():
         raise UsageError(f"checkpoint {checkpoint} does not exist")
     if source is None:
         source = "trained here" if checkpoint.with_name(checkpoint.name + ".json").is_file() else "authors"
-    if source not in WEIGHT_SOURCES:
-        raise UsageError(f"unknown weights source {source!r} ({', '.join(WEIGHT_SOURCES)})")
     return {"source": source, "path": portable_path(checkpoint), "sha256": sha256(checkpoint)}
 
 

@@ -283,7 +283,7 @@ def test_table_and_markdown_render_every_verdict():
     [
         (["compare", "missing.jsonl", "missing2.jsonl"], "does not exist"),
         (["compare", "BASE", "NEW", "--latency-threshold", "0"], "threshold"),
-        (["compare", "BASE", "NEW", "--miou-tol", "-1"], "tolerance"),
+        (["compare", "BASE", "NEW", "--miou-tol", "-1"], "--miou-tol"),
         (["compare", "BASE", "PYTEST"], "pytest-benchmark"),
         (["compare", "BASE", "GARBAGE"], "not a SegBench record"),
         (["compare", "BASE", "EMPTY"], "holds no records"),
