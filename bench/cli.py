@@ -142,12 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=DEFAULT_REPORT_DIR, help=f"output folder (default: {DEFAULT_REPORT_DIR})"
     )
 
-    # The GPU window (issue 18): bench.window (cells, budgets, plan), bench.window_run (the run), gpu/run.sh.
-    from bench.window import CELL_PHASES, DEADLINE_S, DEFAULT_GPU, GPUS
+    # The GPU window (issue 18): bench.window, bench.window_plan (--plan), bench.window_cli; gpu/run.sh.
+    from bench.window import DEADLINE_S, DEFAULT_GPU, GPUS, OPTIONAL_PHASES
 
     p = sub.add_parser("gpu", help="measure the zoo on one GPU within a deadline (a prepared GPU window)")
     p.add_argument("--out", type=Path, help="folder to write (empty; at most 8 files come out of it)")
-    p.add_argument("--plan", action="store_true", help="print the cells, estimates and budget; run nothing")
+    p.add_argument("--plan", action="store_true", help="print the cells, estimates and schedule; run nothing")
     p.add_argument(
         "--deadline",
         type=positive_float,
@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds for the window (default: {DEADLINE_S:g})",
     )
     p.add_argument("--models", type=_csv, help="comma-separated zoo models (default: the whole zoo)")
-    p.add_argument("--phases", help=f"comma-separated: selfcheck,{','.join(CELL_PHASES)} (default: all)")
+    p.add_argument("--phases", help=f"comma-separated: {','.join(OPTIONAL_PHASES)} (default: all)")
     p.add_argument(
         "--gpu",
         default=DEFAULT_GPU,
@@ -397,7 +397,7 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_gpu(args) -> int:
-    from bench.window_run import command
+    from bench.window_cli import command
 
     return command(args)
 

@@ -138,8 +138,41 @@ def exit_outcome(code: int | None, oom_before: int | None, oom_after: int | None
     return Outcome("crashed", f"worker killed by {name}", {})
 
 
-def run_job(job: str, args: tuple, timeout_s: float, plugins: tuple[str, ...] = ()) -> Outcome:
-    """Run `bench.worker.<job>(*args)` in a fresh process; `timeout_s` bounds the job, not the start-up."""
+class Job:
+    """A job running in its worker process (`start_job`). `receiver` can be waited on with
+    `multiprocessing.connection.wait`; `receive()` then reads what the worker sent."""
+
+    def __init__(self, process, receiver, alive, oom_before: int | None):
+        self.process, self.receiver, self._alive, self._oom_before = process, receiver, alive, oom_before
+        self.started = False  # the worker has imported what it needs and begun the job
+
+    def receive(self) -> Outcome | None:
+        """The job's outcome, or None after the worker's "ready"; a worker that died without sending one
+        gives the outcome its exit status says (`exit_outcome`). Call when `receiver` is ready."""
+        try:
+            message = self.receiver.recv()
+        except EOFError:
+            self.process.join(5)
+            return exit_outcome(self.process.exitcode, self._oom_before, oom_kills())
+        if isinstance(message, Outcome):  # after "ready", or instead of it on an early failure
+            return message
+        if message == "ready" and not self.started:
+            self.started = True
+            return None
+        raise RuntimeError(f"worker protocol: expected a result, got {message!r}")
+
+    def close(self) -> None:
+        """Kill the worker if it still runs, and wait for it to be gone."""
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self._alive.close()
+        self.receiver.close()
+
+
+def start_job(job: str, args: tuple, plugins: tuple[str, ...] = ()) -> Job:
+    """Start `bench.worker.<job>(*args)` (or `module:function` for a job defined elsewhere) in a fresh
+    process, without waiting for it."""
     ctx = worker_context()
     receiver, sender = ctx.Pipe(duplex=False)
     watch, alive = ctx.Pipe(
@@ -152,23 +185,22 @@ def run_job(job: str, args: tuple, timeout_s: float, plugins: tuple[str, ...] = 
     process.start()
     sender.close()
     watch.close()
+    return Job(process, receiver, alive, oom_before)
+
+
+def run_job(job: str, args: tuple, timeout_s: float, plugins: tuple[str, ...] = ()) -> Outcome:
+    """Run `bench.worker.<job>(*args)` in a fresh process; `timeout_s` bounds the job, not the start-up."""
+    running = start_job(job, args, plugins)
     try:
         for stage, limit in (("start", STARTUP_TIMEOUT_S), ("measure", timeout_s)):
-            if not receiver.poll(limit):
+            if not running.receiver.poll(limit):
                 return Outcome("timeout", f"no result within {limit:g} s ({stage})", {})
-            message = receiver.recv()
-            if isinstance(message, Outcome):  # after "ready", or instead of it on an early failure
-                return message
-        raise RuntimeError(f"worker protocol: expected a result, got {message!r}")
-    except EOFError:
-        process.join(5)
-        return exit_outcome(process.exitcode, oom_before, oom_kills())
+            outcome = running.receive()
+            if outcome is not None:
+                return outcome
+        raise RuntimeError("worker protocol: expected a result after 'ready'")
     finally:
-        if process.is_alive():
-            process.kill()
-        process.join(5)
-        alive.close()
-        receiver.close()
+        running.close()
 
 
 # ------------------------------------------------------------------------------------------- the worker
@@ -209,6 +241,15 @@ def _check_modules(expected: dict[str, str]) -> None:
             )
 
 
+def _job_function(job: str):
+    import importlib
+
+    from bench import worker
+
+    module, _, name = job.rpartition(":")
+    return getattr(importlib.import_module(module) if module else worker, name)
+
+
 def _worker_main(conn, watch, job: str, args: tuple, plugins: tuple[str, ...], modules: dict) -> None:
     _die_with_runner(watch)
     from bench import worker  # imported here: the fork server pays for torch once, not the parent
@@ -216,8 +257,9 @@ def _worker_main(conn, watch, job: str, args: tuple, plugins: tuple[str, ...], m
     try:
         _check_modules(modules)
         worker.import_plugins(plugins)
+        function = _job_function(job)
         conn.send("ready")
-        conn.send(Outcome("ok", None, getattr(worker, job)(*args)))
+        conn.send(Outcome("ok", None, function(*args)))
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
         status = "oom" if worker.is_oom(exc) else "error"
         conn.send(Outcome(status, worker.one_line(exc), {}))

@@ -36,8 +36,15 @@ def _version(package: str) -> str | None:
         return None
 
 
-def structure_digest(model: torch.nn.Module) -> str:
-    """A short sha256 of everything that decides the model's structure and its counts."""
+def library_versions() -> dict[str, str | None]:
+    """The versions of the libraries that build or count a model here (part of every digest)."""
+    return {package: _version(package) for package in _VERSIONED}
+
+
+def structure_digest(model: torch.nn.Module, versions: dict[str, str | None] | None = None) -> str:
+    """A short sha256 of everything that decides the model's structure and its counts. `versions`: the
+    library versions to hash instead of this machine's (`library_versions()`), so that a record counted
+    elsewhere (its `digest_versions`) can be checked against this machine's build of the same model."""
     h = hashlib.sha256(repr(model).encode())
     for key, tensor in model.state_dict().items():
         h.update(f"{key}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
@@ -51,7 +58,8 @@ def structure_digest(model: torch.nn.Module) -> str:
             sources.add(path)
     for path in sorted(sources):
         h.update(path.relative_to(REPO_ROOT).as_posix().encode() + path.read_bytes())
-    h.update(repr([(p, _version(p)) for p in _VERSIONED]).encode())
+    versions = library_versions() if versions is None else versions
+    h.update(repr([(p, versions.get(p)) for p in _VERSIONED]).encode())
     return h.hexdigest()[:16]
 
 
@@ -79,6 +87,7 @@ def measure_structure(
         "input_hw": list(input_hw),
         "batch": batch,
         "digest": structure_digest(model),
+        "digest_versions": library_versions(),
         "status": "ok",
         "error": None,
         "params": count_params(model, include_aux=False),

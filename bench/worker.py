@@ -6,6 +6,10 @@ process, before timing, the reference forward and structure counting can inflate
 first forward is also the first warm-up call. What the model is (params, MACs by both counters, output
 shape) does not depend on the process: it is counted once per model, input and batch (bench.structure),
 after the timing, and only when the runner's structure store has no count for this model's digest.
+
+A worker that shares its GPU with other workers (the GPU window, bench.window_turns) is given `turns`: it
+builds the model on the CPU first, then asks for a turn before each part that touches the device, the
+timed part being the only one that needs the device to itself (see `Turns`).
 """
 
 from __future__ import annotations
@@ -65,12 +69,40 @@ def conditions(cell: Cell, runner, flags: dict) -> dict:
     }
 
 
-def _build(cell: Cell, device: torch.device):
-    """The cell's model and input; seeded, so that a second build has the same weights and input."""
+class Turns:
+    """When a worker may use its device. Workers that share one GPU (the GPU window) ask for a turn before
+    each part of their work that touches it: `setup` (moving the model, backend set-up, first forward) and
+    `after` (output agreement) may share the GPU with other workers' set-up, `timed` (warm-up, sampling and
+    the calibration beside them) has it to itself. `waited_s`: seconds spent waiting for turns so far, left
+    out of the process's set-up time. This base class gives every turn at once."""
+
+    waited_s = 0.0
+
+    def setup(self):
+        return contextlib.nullcontext()
+
+    def timed(self):
+        return contextlib.nullcontext()
+
+    def after(self):
+        return contextlib.nullcontext()
+
+
+def _build_on_cpu(cell: Cell) -> torch.nn.Module:
     torch.manual_seed(0)
-    model = zoo.create_inference_model(cell.model).to(device)
-    x = torch.randn(cell.execution.batch, 3, *cell.execution.input_hw, device=device)
-    return model, x
+    return zoo.create_inference_model(cell.model)
+
+
+def _on_device(cell: Cell, model: torch.nn.Module, device: torch.device):
+    model = model.to(device)
+    return model, torch.randn(cell.execution.batch, 3, *cell.execution.input_hw, device=device)
+
+
+def _build(cell: Cell, device: torch.device):
+    """The cell's model and input; seeded, so that a second build has the same weights and input (the model
+    is built on the CPU and moved; the input drawn on the device, from its generator seeded alike)."""
+    model = _build_on_cpu(cell)
+    return _on_device(cell, model, device)
 
 
 def reference_output_of(cell: Cell, device: torch.device) -> torch.Tensor:
@@ -86,6 +118,7 @@ def measure_cell(
     started: float | None = None,
     agreement: bool = True,
     known_structures: frozenset[str] | None = None,
+    turns: Turns | None = None,
 ) -> dict:
     """One worker process's measurements of `cell`, as fields that bench.run combines over processes.
 
@@ -95,6 +128,9 @@ def measure_cell(
     cell is enough). `known_structures`: None to skip structure; else the digests already counted at this
     input and batch: the model's digest is returned as `structure_digest`, and unless it is among them the
     structure is counted after the timing and returned as `structure` (a StructureRecord's dict).
+    `turns`: when this worker shares its device (see `Turns`); None: it has it to itself. With turns, the
+    model is built on the CPU before the first turn (on CUDA the peak memory, device memory only, is the
+    same; on the CPU it then leaves the build out).
     """
     started = time.monotonic() if started is None else started
     execution = cell.execution.validate()
@@ -105,27 +141,32 @@ def measure_cell(
     zoo.check_model(cell.model)  # imports a library model's library now, outside the memory peak
     timer = call_timer(device)
 
-    with PeakMemory(device) as memory:
-        model, x = _build(cell, device)
-        runner = prepare(model, x, execution, threads)  # compile/export/capture: timed apart, as setup_s
-        first = {}
-        first_ms = timer(lambda: first.setdefault("output", runner()))
-    output = first["output"]
+    built = _build_on_cpu(cell) if turns is not None else None
+    turns = turns or Turns()
+
+    with turns.setup():
+        with PeakMemory(device) as memory:
+            model, x = _build(cell, device) if built is None else _on_device(cell, built, device)
+            runner = prepare(model, x, execution, threads)  # compile/export/capture: timed apart, as setup_s
+            first = {}
+            first_ms = timer(lambda: first.setdefault("output", runner()))
+        output = first["output"]
+        gpu_index = (
+            (device.index if device.index is not None else torch.cuda.current_device())
+            if device.type == "cuda"
+            else None
+        )
     digest = structure_digest(model) if known_structures is not None else None
 
-    gpu_index = (
-        (device.index if device.index is not None else torch.cuda.current_device())
-        if device.type == "cuda"
-        else None
-    )
     monitor = HardwareMonitor(gpu_index) if device.type == "cuda" else contextlib.nullcontext()
-    # The calibration workload is timed right before and after the sampling, so that `segbench compare` can
-    # divide out what the machine did meanwhile (a noisy neighbour, a clock change).
-    calibration = calibration_samples(device, threads, PROCESS_POLICY)
-    setup_s = time.monotonic() - started
-    with monitor:
-        samples, timing = sample_latency(runner, policy.for_setup(setup_s), timer, first_ms=first_ms)
-    calibration += calibration_samples(device, threads, PROCESS_POLICY)
+    with turns.timed():
+        # The calibration workload is timed right before and after the sampling, so that `segbench compare`
+        # can divide out what the machine did meanwhile (a noisy neighbour, a clock change).
+        calibration = calibration_samples(device, threads, PROCESS_POLICY)
+        setup_s = time.monotonic() - started - turns.waited_s
+        with monitor:
+            samples, timing = sample_latency(runner, policy.for_setup(setup_s), timer, first_ms=first_ms)
+        calibration += calibration_samples(device, threads, PROCESS_POLICY)
     latency = summarize(samples, confidence=policy.confidence, target_rel=policy.ci_target_rel)
     latency["stop_reason"] = timing.pop("stop_reason")
 
@@ -151,14 +192,21 @@ def measure_cell(
         "structure": None,
     }
     if agreement and not execution.is_reference:
-        fields["agreement"] = output_agreement(reference_output_of(cell, device), output.float())
+        reference = _build_on_cpu(cell) if built is not None else None
+        with turns.after():
+            if reference is None:
+                expected = reference_output_of(cell, device)
+            else:
+                expected = reference_output(*_on_device(cell, reference, device))
+            fields["agreement"] = output_agreement(expected, output.float())
     if digest is not None and digest not in known_structures:
         del model, runner, output, first  # the count builds its own seeded eager model, on this device
         begin = time.monotonic()
         try:
-            record = measure_structure(
-                cell.model, execution.input_hw, execution.batch, device=execution.device
-            )
+            with turns.after():
+                record = measure_structure(
+                    cell.model, execution.input_hw, execution.batch, device=execution.device
+                )
             fields["structure"] = record.to_dict()
         except Exception as exc:  # noqa: BLE001 - the timing stands; the next cell of this model counts again
             fields["process"]["structure_error"] = one_line(exc)
