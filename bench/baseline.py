@@ -84,7 +84,7 @@ def compute_structure(names: list[str] | None = None, progress=None) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for name in names or zoo.list_models():
+        for name in names or zoo.survey_models():
             models[name] = model_structure(name)
             if progress:
                 progress(name)

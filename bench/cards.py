@@ -22,7 +22,7 @@ def export(names: list[str] | None = None) -> dict:
     """{cards_version, cards: {name: card as data}} for the given (default: every registered) model."""
     import zoo  # the registry, and with it torch: only the writer needs them
 
-    names = sorted(names or zoo.list_models())
+    names = sorted(names or zoo.survey_models())
     return {"cards_version": CARDS_VERSION, "cards": {name: zoo.get_card(name).to_dict() for name in names}}
 
 

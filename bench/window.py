@@ -165,7 +165,7 @@ def _card_size(model: str) -> tuple[tuple[int, int], ...]:
 def window_cells(models: list[str] | None = None, phases: tuple[str, ...] = CELL_PHASES) -> list[WindowCell]:
     """The window's cells in plan order (see the module docstring), for the whole zoo or only `models`
     (then without the reference model's extra cells, as `segbench run --models` does)."""
-    names = models or zoo.list_models()
+    names = models or zoo.survey_models()
     ranked = sorted(names, key=lambda m: (GROUP_ORDER.index(zoo.model_group(m)), names.index(m)))
     fast = [m for m in ranked if zoo.model_group(m) in ("realtime", "portrait")]
     realtime = [m for m in ranked if zoo.model_group(m) == "realtime"]

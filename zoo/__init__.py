@@ -29,6 +29,7 @@ _REGISTRY = (
     "list_models",
     "model_group",
     "register_model",
+    "survey_models",
 )
 
 __all__ = [

@@ -38,14 +38,20 @@ TINY = bench_record("fault_tiny", input_hw=[16, 16])  # the record of the cell `
 def hanging_runner(tmp_path, out, *models):
     """A runner whose worker hangs in `fault_sleeps` (after the given models), once that worker runs."""
     pidfile = tmp_path / "worker.pid"
+    resume = ("--resume",) if out.exists() else ()  # a file in place: add to it
+    models = ",".join((*models, "fault_sleeps"))
     runner = start(
-        run_argv(
-            out, "--models", ",".join((*models, "fault_sleeps")), "--resolutions", "16x16", "--timeout", "600"
-        ),
+        run_argv(out, "--models", models, "--resolutions", "16x16", "--timeout", "600", *resume),
         cwd=tmp_path,
         env={PIDFILE: str(pidfile)},
     )
-    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 300, "the hanging worker")
+
+    def hanging() -> bool:
+        if runner.poll() is not None:  # it ended before its worker hung: say why, rather than wait
+            raise AssertionError(f"the runner exited {runner.returncode}: {runner.stderr.read()}")
+        return pidfile.exists() and bool(pidfile.read_text().strip())
+
+    wait_for(hanging, 300, "the hanging worker")
     return runner
 
 

@@ -30,3 +30,12 @@ def test_survey_ids_are_registered_in_their_group(group):
 def test_default_class_counts(group, classes):
     for name in SURVEY_IDS[group]:
         assert zoo.get_card(name).num_classes == classes, name
+
+
+def test_survey_models_are_the_zoos_own_and_leave_out_what_a_plugin_registered():
+    from tests.bench import faulty_models  # noqa: F401 - registers fault_tiny, fault_flaky, ... in this process
+
+    assert "fault_tiny" in zoo.list_models()
+    survey = zoo.survey_models()
+    assert "fault_tiny" not in survey and len(survey) == 58
+    assert all(set(SURVEY_IDS[group]) <= set(survey) for group in SURVEY_IDS)
