@@ -22,7 +22,7 @@ from bench.baseline import (
 
 PATH = find_structure_baseline()
 COMMITTED = read_structure(PATH) if PATH else None
-NAMES = sorted(set(zoo.list_models()) | set((COMMITTED or {}).get("models", {})))
+NAMES = sorted(set(zoo.survey_models()) | set((COMMITTED or {}).get("models", {})))
 SHOWN = PATH.relative_to(baseline.BASELINES_DIR.parent.parent) if PATH else None
 HINT = f"if intended, run `{UPDATE_COMMAND}` and commit {SHOWN}"
 
@@ -40,7 +40,7 @@ def test_structure_matches_the_committed_baseline(name):
     if COMMITTED is None:
         pytest.fail(f"no structural baseline under {baseline.BASELINES_DIR}: run `{UPDATE_COMMAND}`")
     committed = COMMITTED["models"]
-    assert name in zoo.list_models(), f"{name}: in {SHOWN} but no longer registered; {HINT}"
+    assert name in zoo.survey_models(), f"{name}: in {SHOWN} but no longer registered; {HINT}"
     assert name in committed, f"{name}: registered but not in {SHOWN}; {HINT}"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -92,10 +92,9 @@ def list_models(group: str | None = None) -> list[str]:
     return sorted(n for n, c in _CARDS.items() if group is None or c.group == group)
 
 
-def survey_models() -> list[str]:
+def survey_models(group: str | None = None) -> list[str]:
     """The survey's models (those of zoo.models), sorted: list_models() less any a plugin or a test added."""
-    _load_models()
-    return sorted(n for n, b in _BUILDERS.items() if b.__module__.startswith("zoo.models."))
+    return [n for n in list_models(group) if _BUILDERS[n].__module__.startswith("zoo.models.")]
 
 
 def check_model(name: str) -> None:

@@ -81,6 +81,9 @@ def test_every_committed_results_file_is_read_one_row_per_record(frame):
             assert row.latency_ms == latency["median"] if latency else pd.isna(row.latency_ms)
             assert row.latency_n == latency["n"] if latency else pd.isna(row.latency_n)
             assert row.threads == (obj.get("conditions") or {}).get("threads", row.threads)
+        elif row.kind == "structure":
+            assert row.digest == obj["digest"] and row.params == obj["params"] and row.macs == obj["macs"]
+            assert row.input_hw == "{}x{}".format(*obj["input_hw"]) and row.batch == obj["batch"]
         else:
             assert row.dataset == obj["dataset"] and row.miou == obj["miou"] and row.split == obj["split"]
             assert row.weights_source == obj["weights"]["source"]

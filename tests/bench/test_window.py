@@ -21,7 +21,7 @@ def _by_phase(cells, phase):
 def test_eager_phase_is_every_model_at_its_card_size_fp32_then_fp16(cells):
     eager = _by_phase(cells, "eager")
     own = [c for c in eager if c.execution.input_hw == zoo.default_input_hw(c.model)]
-    expected = {(m, zoo.default_input_hw(m), p) for m in zoo.list_models() for p in ("fp32", "fp16")}
+    expected = {(m, zoo.default_input_hw(m), p) for m in zoo.survey_models() for p in ("fp32", "fp16")}
     assert {(c.model, c.execution.input_hw, c.execution.precision) for c in own} == expected
     for c in eager:
         e = c.execution
@@ -33,7 +33,7 @@ def test_eager_phase_is_every_model_at_its_card_size_fp32_then_fp16(cells):
 
 
 def test_graph_and_compile_phases_are_the_fast_models_in_their_papers_precision(cells):
-    fast = {m for g in ("realtime", "portrait") for m in zoo.list_models(g)}
+    fast = {m for g in ("realtime", "portrait") for m in zoo.survey_models(g)}
     for phase, backend in (("cuda_graph", "cuda_graph"), ("compile", "compile")):
         own = [c for c in _by_phase(cells, phase) if c.execution.input_hw == zoo.default_input_hw(c.model)]
         assert {c.model for c in own} == fast
@@ -46,7 +46,7 @@ def test_graph_and_compile_phases_are_the_fast_models_in_their_papers_precision(
 def test_throughput_phase_is_the_realtime_models_at_512x1024_batch_8_and_32(cells):
     throughput = _by_phase(cells, "throughput")
     assert {(c.model, c.execution.batch) for c in throughput} == {
-        (m, b) for m in zoo.list_models("realtime") for b in (8, 32)
+        (m, b) for m in zoo.survey_models("realtime") for b in (8, 32)
     }
     assert {(c.execution.input_hw, c.execution.precision) for c in throughput} == {((512, 1024), "fp16")}
 
@@ -100,7 +100,7 @@ def test_the_interference_check_retimes_launch_bound_cells_of_the_window(cells):
 
 def test_heavy_cells_are_the_semantic_ones(cells):
     heavy = {c.cell.model for c in cells if window.is_heavy(c.cell)}
-    assert heavy == set(zoo.list_models("semantic"))
+    assert heavy == set(zoo.survey_models("semantic"))
 
 
 def test_the_timing_policy_is_short_and_converts_no_set_up_into_sampling():

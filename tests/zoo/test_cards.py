@@ -7,7 +7,7 @@ import pytest
 import zoo
 from zoo.card import GROUPS, METRIC_UNITS
 
-MODELS = zoo.list_models()
+MODELS = zoo.survey_models()
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -7,7 +7,7 @@ import zoo
 from bench.measure.flops import count_macs
 from bench.measure.params import count_params
 
-MODELS = zoo.list_models()
+MODELS = zoo.survey_models()
 # One size that is not a multiple of 32 (CamVid's), one that is not a multiple of 16 on one side.
 SIZES = [(360, 480), (200, 328)]
 
