@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench import cards
 from bench.comparability import claim_conditions
-from bench.conditions import REFERENCE_MODEL, EvalProtocol, SpeedCondition, dataset_key, is_open
+from bench.conditions import AXES, REFERENCE_MODEL, EvalProtocol, SpeedCondition, dataset_key, is_open
 from bench.records import BenchRecord, EvalRecord, Latency, Record, StructureRecord, latest_per_cell, of_kind
 
 MIN_POINTS = 2  # a set of one model has no frontier to show; such a set is named in a note instead
@@ -201,14 +201,8 @@ def measured_miou(records: Iterable[Record]) -> dict[str, EvalRecord]:
 def conditions_text(execution) -> str:
     """The non-default condition axes of an execution, e.g. 'onnxruntime, channels_last'."""
     parts = [execution.backend + (f"({execution.compile_mode})" if execution.compile_mode else "")]
-    for flag, name in (
-        ("channels_last", "channels_last"),
-        ("cudnn_benchmark", "cudnn.benchmark"),
-        ("tf32", "tf32"),
-        ("cudnn_deterministic", "cudnn.deterministic"),
-    ):
-        if getattr(execution, flag):
-            parts.append(name)
+    # The on/off axes that are on, named by their label in bench.conditions (one home for an axis's name).
+    parts += [a.metadata["label"] for a in AXES if a.metadata["label"] and getattr(execution, a.name) is True]
     return ", ".join(parts)
 
 

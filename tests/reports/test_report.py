@@ -6,12 +6,14 @@ import math
 import pandas as pd
 import pytest
 
+from bench.conditions import Execution
 from bench.records import latest_per_cell
 from reports.details import hardware_state, roofline_fraction
 from reports.ledger import ledger, summary, trained_here
 from reports.render import build_site, render_report, slug
 from reports.tables import (
     REFERENCE_MODEL,
+    conditions_text,
     interval_text,
     leaderboard,
     model_history,
@@ -119,6 +121,21 @@ def test_every_latency_carries_its_interval_and_n_and_a_missed_target_is_flagged
 )
 def test_interval_text_rounds_to_what_the_interval_supports(value, interval, n, text):
     assert interval_text(value, interval, n, "ms") == text
+
+
+def test_conditions_text_names_each_axis_that_is_on_by_its_label():
+    cpu = Execution(input_hw=(8, 8), channels_last=True)
+    assert conditions_text(cpu) == "eager, channels_last"
+    cuda = Execution(
+        input_hw=(8, 8),
+        device="cuda",
+        backend="compile",
+        compile_mode="max-autotune",
+        cudnn_benchmark=True,
+        tf32=False,
+        cudnn_deterministic=True,
+    )
+    assert conditions_text(cuda) == "compile(max-autotune), cudnn.benchmark, cudnn.deterministic"
 
 
 def test_self_checks_sit_beside_each_machines_rows(recs):
