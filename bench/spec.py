@@ -124,8 +124,9 @@ PROFILES = {
         name="scaling",
         description="a resolution grid per group (cost against input size, crossovers); on CUDA also every "
         "input size the group's papers state",
-        # Chosen so that the whole zoo takes about an hour on 2 CPU cores (latency grows with pixels, and
-        # the dilated ResNets of `semantic` take seconds per forward at 512x1024 already).
+        # Sized for about an hour of the whole zoo on 2 CPU cores; measured on a 2-core EPYC it takes about
+        # two (52 min without `semantic`, 60 min for it: its dilated ResNets take 2-9 s per forward at
+        # 512x1024), so `budget_s` caps each sweep's third rounds.
         resolutions={
             "backbone": ((224, 224), (320, 320), (416, 416), (512, 512)),
             "portrait": ((192, 192), (256, 256), (384, 384), (512, 512)),
