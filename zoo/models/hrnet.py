@@ -22,8 +22,8 @@ keys are timm's, so timm/official weights still load.
 
 Parity: tests/fixtures/parity/hrnet_w18_small.json, hrnet_w18.json and hrnet_w48.json were recorded from the
 official cls_hrnet.py (@ f760c98, the file as of 4ad13bb) built with the three YAML configs. The official
-state dict has exactly our keys and shapes (tools/valid.py loads the released .pth files strictly with
-`load_state_dict(torch.load(...))`, so they are plain state dicts of those keys), so the authors'
+state dict has exactly our keys and shapes (tools/valid.py loads the released .pth files strictly into the
+model as they are, so they are plain state dicts of those keys), so the authors'
 checkpoints load through `zoo.weights.load_weights` without a converter and give the official logits
 (relative difference below 1e-6 at 128x192).
 """
