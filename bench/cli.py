@@ -26,7 +26,7 @@ def _csv(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     from bench.conditions import AXES, axis_help, option
-    from bench.options import non_negative_float, positive_float, positive_int
+    from bench.options import fraction, non_negative_float, positive_float, positive_int
     from bench.spec import PROFILES  # torch-free, as every import of the parser (`report` runs without torch)
 
     parser = _Parser(prog="segbench", description="Benchmark segmentation models: cost, speed and accuracy.")
@@ -116,6 +116,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--latency-report-only", action="store_true", help="show latency regressions but exit 0 on them"
     )
     p.add_argument("--markdown", type=Path, help="also write the table as Markdown (a pull-request comment)")
+    p.add_argument(
+        "--calibrations",
+        type=Path,
+        default=DEFAULT_RESULTS_DIR / "selfcheck",
+        help="folder of the machines' interval calibrations (`calibrate-intervals`); latency intervals are "
+        "widened by their run-to-run spread (default: results/selfcheck; none there: as recorded)",
+    )
+
+    p = sub.add_parser(
+        "calibrate-intervals",
+        help="measure a machine's run-to-run spread from repeated sweeps (compare and report widen by it)",
+    )
+    p.add_argument("runs", nargs="+", type=Path, help="two or more results files of the same cells")
+    p.add_argument(
+        "--confidence", type=fraction, default=0.95, help="share of pairs the intervals must hold (0.95)"
+    )
+    p.add_argument(
+        "--results", type=Path, default=DEFAULT_RESULTS_DIR, help="results folder (default: results)"
+    )
 
     p = sub.add_parser("baseline", help="check (default) or --update the committed structural baseline")
     p.add_argument("--update", action="store_true", help="recompute and write it (a deliberate change)")
@@ -362,17 +381,45 @@ def cmd_report(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from bench import intervals
     from bench.compare import compare_paths, format_markdown, format_table
     from bench.store import write_atomic
 
     normalize = True if args.normalize else None
     comparison = compare_paths(
-        args.base, args.new, threshold=args.latency_threshold, miou_tol=args.miou_tol, normalize=normalize
+        args.base,
+        args.new,
+        threshold=args.latency_threshold,
+        miou_tol=args.miou_tol,
+        normalize=normalize,
+        calibrations=intervals.load(args.calibrations),
     )
     print(format_table(comparison, args.latency_report_only))
     if args.markdown:
         write_atomic(args.markdown, format_markdown(comparison, args.latency_report_only))
     return comparison.exit_code(args.latency_report_only)
+
+
+def cmd_calibrate_intervals(args) -> int:
+    from bench import intervals
+    from bench.store import Layout, read_records, write_json
+
+    if len(args.runs) < 2:
+        raise UsageError("calibrate-intervals needs two or more results files")
+    for path in args.runs:
+        if not path.is_file():
+            raise UsageError(f"results file {path} does not exist")
+    runs = {path.as_posix(): read_records(path) for path in args.runs}
+    calibration = intervals.fit(runs, args.confidence)
+    out = Layout(args.results).selfcheck(calibration.machine, f"interval-calibration-{calibration.device}")
+    write_json(out, calibration.to_dict())
+    print(
+        f"{calibration.describe()}: {calibration.inside_recorded:.0%} of {calibration.pairs} pairs inside "
+        f"the recorded {calibration.confidence:.0%} intervals, at least {calibration.confidence:.0%} inside "
+        "the calibrated ones (fitted on these pairs)"
+    )
+    print(out)
+    return 0
 
 
 def cmd_baseline(args) -> int:
@@ -431,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
             "cards": cmd_cards,
             "structure": cmd_structure,
             "compare": cmd_compare,
+            "calibrate-intervals": cmd_calibrate_intervals,
             "baseline": cmd_baseline,
             "gpu": cmd_gpu,
             "eval": cmd_eval,

@@ -10,7 +10,9 @@ full name). For each cell in both sets:
 - Latency, only between records of the same machine (`env.machine`) and the same conditions (the cell key's
   axes and `conditions.threads`); anything else is "not comparable" and never flagged. A cell is slower
   when its median grew by more than `threshold` AND the two medians' 95% confidence intervals do not overlap
-  (`latency_ms.ci95`, or the order-statistic interval of `latency_samples_ms` when a record lacks it).
+  (`latency_ms.ci95`, or the order-statistic interval of `latency_samples_ms` when a record lacks it),
+  each widened by its machine's run-to-run spread where that machine has an interval calibration
+  (bench.intervals: a sweep cannot see how its machine moves between runs).
 - Calibration: when both runs carry the same calibration workload (`env["calibration"]["workload"]`, see
   `bench.measure.calibration`; a record's own `calibration`, timed beside its cell, takes precedence, as does
   a pytest-benchmark entry's `extra_info["calibration"]` over its `machine_info`), the same test is also
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import UsageError
+from bench.intervals import calibrated
 from bench.measure.stats import median_ci
 from bench.records import BenchRecord, Record, StructureRecord
 from bench.store import read_records, results_files
@@ -236,14 +239,22 @@ def _is_pytest_benchmark(document) -> bool:
     )
 
 
-def load_entries(path: Path) -> list[Entry]:
-    """The entries of one results file, folder (its *.jsonl files) or pytest-benchmark JSON file."""
+def load_entries(path: Path, calibrations: dict | None = None) -> list[Entry]:
+    """The entries of one results file, folder (its *.jsonl files) or pytest-benchmark JSON file; records'
+    latency intervals calibrated across runs where `calibrations` (bench.intervals) has their machine."""
     path = Path(path)
+    calibrations = calibrations or {}
+
+    def entries(records) -> list[Entry]:
+        return [
+            entry_from_record(calibrated(r, calibrations))
+            for r in records
+            if not isinstance(r, StructureRecord)
+        ]
+
     if path.is_dir():
         files, _ = results_files([path])
-        return [
-            entry_from_record(r) for f in files for r in read_records(f) if not isinstance(r, StructureRecord)
-        ]
+        return [entry for f in files for entry in entries(read_records(f))]
     if not path.exists():
         raise UsageError(f"results file {path} does not exist")
     try:
@@ -258,7 +269,7 @@ def load_entries(path: Path) -> list[Entry]:
         return entries_from_pytest_benchmark(document, path)
     if isinstance(document, dict) and "structure_version" in document:
         raise UsageError(f"{path} is a structural baseline: check it with `segbench baseline`")
-    return [entry_from_record(r) for r in read_records(path) if not isinstance(r, StructureRecord)]
+    return entries(read_records(path))
 
 
 def _index(entries: list[Entry]) -> dict[tuple, dict[str | None, Entry]]:
@@ -465,14 +476,18 @@ def compare_entries(
     return result
 
 
-def compare_paths(base: Path, new: Path, **kwargs) -> Comparison:
+def compare_paths(base: Path, new: Path, calibrations: dict | None = None, **kwargs) -> Comparison:
+    """compare_entries on two result sets; `calibrations` (bench.intervals.load): the machines whose latency
+    intervals are widened by their run-to-run spread."""
     sets = []
     for path in (base, new):
-        entries = load_entries(path)
+        entries = load_entries(path, calibrations)
         if not entries:  # comparing with nothing would pass whatever changed
             raise UsageError(f"{path} holds no records")
         sets.append(entries)
-    return compare_entries(*sets, **kwargs)
+    comparison = compare_entries(*sets, **kwargs)
+    comparison.settings["calibrations"] = [c.describe() for c in (calibrations or {}).values()]
+    return comparison
 
 
 # ---------------------------------------------------------------------------------------------- output
@@ -497,7 +512,11 @@ def format_table(comparison: Comparison, latency_report_only: bool = False) -> s
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines + ["", comparison.summary(latency_report_only)])
+    lines += ["", comparison.summary(latency_report_only)]
+    calibrations = comparison.settings.get("calibrations")
+    if calibrations:
+        lines.append("intervals calibrated across runs: " + "; ".join(calibrations))
+    return "\n".join(lines)
 
 
 def format_markdown(comparison: Comparison, latency_report_only: bool = False) -> str:
@@ -514,6 +533,8 @@ def format_markdown(comparison: Comparison, latency_report_only: bool = False) -
         + (", calibration-normalised where both runs have it." if s.get("normalize") is not False else "."),
         "",
     ]
+    if s.get("calibrations"):
+        lines[-1:-1] = ["Intervals calibrated across runs: " + "; ".join(s["calibrations"]) + ".", ""]
     rows = shown_rows(comparison)
     if rows:
         lines.append("| " + " | ".join(COLUMNS) + " |")

@@ -69,6 +69,14 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """A number strictly between 0 and 1 (a confidence level, a share)."""
+    value = _number(text, float)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
 def hw(text: str) -> tuple[int, int]:
     """'512x1024' -> (512, 1024), both positive."""
     parts = text.lower().split("x")

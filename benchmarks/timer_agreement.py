@@ -26,8 +26,12 @@ Compare mode also checks that the intervals hold across runs (issue 15's calibra
 of paired cells whose median in B lies inside A's 95% interval (`latency_ms.ci95`: for a cell measured in
 several worker processes, the interval a repeat run's median falls in, bench.measure.stats), PASS at 90% or
 more; and it reports each run's interval half-widths (the share of cells within 5% of their median) and its
-sweep efficiency (from the run summary beside each results file, bench.run). The exit status is 1 unless
-both the repeatability and the calibration pass.
+sweep efficiency (from the run summary beside each results file, bench.run). Where the machine has an
+interval calibration (`segbench calibrate-intervals`, under results/selfcheck), the share is also given for
+A's intervals widened by its run-to-run spread, the intervals `segbench compare` and the report use, saying
+whether the two files are among those it was fitted on (in sample) or not (out of sample). The exit status
+is 1 unless both the repeatability and the calibration (of the calibrated intervals, where there are some)
+pass.
 
 The output JSON (written atomically) holds the raw medians of every round, the threads, the policy and
 `bench.env.collect_env`; a short table goes to stdout. Exit status: 0 PASS, 1 FAIL, 2 bad input.
@@ -48,6 +52,7 @@ import torch  # noqa: E402
 import torch.utils.benchmark as torch_benchmark  # noqa: E402
 
 import zoo  # noqa: E402
+from bench import intervals  # noqa: E402
 from bench.compare import valid_calibration  # noqa: E402
 from bench.conditions import parse_resolution  # noqa: E402
 from bench.env import collect_env  # noqa: E402
@@ -241,6 +246,31 @@ def calibration(a: dict[tuple, BenchRecord], b: dict[tuple, BenchRecord], shared
     }
 
 
+def calibrated_check(
+    a: dict[tuple, BenchRecord],
+    b: dict[tuple, BenchRecord],
+    shared: list[tuple],
+    files: tuple[Path, Path],
+    found: dict,
+) -> dict | None:
+    """`calibration` again with A's intervals calibrated across runs (bench.intervals), where A's machine has
+    an interval calibration in `found` (bench.intervals.load); None without one. `fitted_on_these` says on
+    how many of the two files the calibration was fitted: 0 is an out-of-sample test, 2 an in-sample one."""
+    widened = {key: intervals.calibrated(a[key], found) for key in shared}
+    used = [
+        r.latency.extra.get("calibration") for r in widened.values() if r.latency.extra.get("calibration")
+    ]
+    if not used:
+        return None
+    fitted_on = {Path(run).name for run in used[0]["fitted_on"]}
+    return {
+        **calibration(widened, b, shared),
+        "tau_run": used[0]["tau_run"],
+        "fitted_on": sorted(fitted_on),
+        "fitted_on_these": sum(Path(f).name in fitted_on for f in files),
+    }
+
+
 def sweep_runs(path: Path) -> list[dict]:
     """The run summaries bench.run keeps beside a results file (wall time, efficiency...); [] without."""
     summary = sidecar(path, "run.json")
@@ -250,8 +280,10 @@ def sweep_runs(path: Path) -> list[dict]:
         return []
 
 
-def run_compare(path_a: Path, path_b: Path) -> dict:
+def run_compare(path_a: Path, path_b: Path, calibrations: Path | None = None) -> dict:
     a, b = ok_medians(path_a), ok_medians(path_b)
+    found = intervals.load(calibrations or RESULTS.root / "selfcheck")  # the machines' interval calibrations
+    widened_a = {key: intervals.calibrated(record, found) for key, record in a.items()}
     shared = sorted(set(a) & set(b), key=str)
     if not shared:
         raise UsageError(f"{path_a} and {path_b} have no ok cell in common to compare")
@@ -301,7 +333,12 @@ def run_compare(path_a: Path, path_b: Path) -> dict:
             else None
         ),
         "interval_calibration": calibration(a, b, shared),
-        "interval_widths": {"a": interval_widths(a), "b": interval_widths(b)},
+        "interval_calibration_across_runs": calibrated_check(a, b, shared, (path_a, path_b), found),
+        "interval_widths": {
+            "a": interval_widths(a),
+            "b": interval_widths(b),
+            **({"a calibrated": interval_widths(widened_a)} if widened_a != a else {}),
+        },
         "sweeps": {"a": sweep_runs(path_a), "b": sweep_runs(path_b)},
     }
 
@@ -333,6 +370,15 @@ def print_table(result: dict) -> None:
             print(
                 f"intervals: {check['inside']} of {check['cells']} B medians inside A's 95% interval "
                 f"({check['share']:.0%}; target {check['target']:.0%}): {'PASS' if check['pass'] else 'FAIL'}"
+            )
+        across = result.get("interval_calibration_across_runs")
+        if across and across["cells"]:
+            samples = ("fitted on neither file: out of sample", "fitted on one of them", "in sample")
+            sample = samples[across["fitted_on_these"]]
+            print(
+                f"calibrated intervals (run-to-run spread {across['tau_run']:.1%}, {sample}): "
+                f"{across['inside']} of {across['cells']} B medians inside ({across['share']:.0%}): "
+                f"{'PASS' if across['pass'] else 'FAIL'}"
             )
         for run, widths in result["interval_widths"].items():
             if widths["cells"]:
@@ -375,6 +421,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="compare two results files of the same profile instead of timing",
     )
+    parser.add_argument(
+        "--calibrations",
+        type=Path,
+        default=None,
+        help="with --compare-runs: folder of interval calibrations (default: results/selfcheck)",
+    )
     parser.add_argument("--models", default=DEFAULT_MODELS, help=f"NAME@HxW,... (default {DEFAULT_MODELS})")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's current)")
@@ -403,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.rounds < 1 or args.budget <= 0 or (args.threads is not None and args.threads < 1):
             raise UsageError("--rounds, --budget and --threads must be positive")
         if args.compare_runs:
-            result = run_compare(*args.compare_runs)
+            result = run_compare(*args.compare_runs, args.calibrations)
             machine = result["machines"][0] or "unknown"
             out = args.out or RESULTS.selfcheck(machine, "quick-repeatability")
         else:
@@ -415,7 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out, result)
     print_table(result)
     print(f"wrote {out}")
-    calibrated = result.get("interval_calibration", {}).get("pass", True)
+    # The intervals compare and the report use: calibrated across runs where the machine has a calibration.
+    intervals_check = result.get("interval_calibration_across_runs") or result.get("interval_calibration", {})
+    calibrated = intervals_check.get("pass", True)
     return 0 if result["pass"] and calibrated else 1
 
 

@@ -121,7 +121,9 @@ LEADERBOARD = [
     Col("gmacs", "GMACs", 3, title="macs_unsupported", help="fvcore, one per multiply-add"),
     Col("gflops", "GFLOPs", 3, help="FLOPs = 2 x MACs"),
     Col("latency_p50_ms", "p50 (ms)", text="latency", flag="latency_flag",
-        help="median latency ± the half-width of its 95% interval, and the number of timed samples"),
+        help="median latency ± the half-width of its 95% repeat interval (widened by the machine's "
+             "run-to-run spread where a calibration measured it: see Machines), and the number of timed "
+             "samples"),
     Col("fps", "FPS", 1, text="fps_text", help="batch x 1000 / median latency, ± from its interval"),
     Col("speed_vs_ref", "x ref", 2, help="speed relative to the reference model on the same machine = 1"),
     Col("peak_mem_mb", "mem (MB)", 1, title="peak_mem_method", help="peak memory"),

@@ -20,6 +20,7 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
+from bench import intervals
 from bench.conditions import REFERENCE_MODEL
 from bench.frame import to_csv  # the one CSV writer: text cells quoted, never a formula
 from bench.records import BenchRecord, Record, latest_per_cell
@@ -203,7 +204,7 @@ HISTORY_COLUMNS = [
     cells.Col("timestamp", "timestamp (UTC)", num=False),
     cells.Col("commit", "commit", num=False),
     cells.Col("latency_p50_ms", "p50 (ms)", 3),
-    cells.Col("interval", "95% interval (ms)", sort="ci95_low_ms", help="of the median"),
+    cells.Col("interval", "95% interval (ms)", sort="ci95_low_ms", help="of the median, as compare uses it"),
     cells.Col("latency_n", "n"),
     cells.Col("change_pct", "change (%)", 1, help="median against the previous run's"),
     cells.Col("compare_verdict", "segbench compare", num=False, help="its verdict on the change"),
@@ -426,5 +427,8 @@ def render_report(inputs: list[Path], out_dir: Path) -> Path:
     site.check_target(out_dir)
     with _no_cycle_collection():
         records, skipped = load(inputs)
-        site.write_site(build_site(records, skipped, selfcheck.find(inputs)), out_dir)
+        checks = selfcheck.find(inputs)
+        calibrations = intervals.from_documents(checks)  # latency intervals widened across runs
+        records = [intervals.calibrated(r, calibrations) for r in records]
+        site.write_site(build_site(records, skipped, checks), out_dir)
     return out_dir / "index.html"

@@ -2,8 +2,10 @@
 can be trusted, shown beside the result files they qualify.
 
 They are read from `selfcheck/<machine>/*.json` below the folders the report is given (the layout the
-script writes under `results/`). Each is one JSON object whose `mode` says which check it is; a file there
-that is not valid JSON, or names no known mode, is an error naming the file.
+script writes under `results/`), as are the machines' interval calibrations (`segbench calibrate-intervals`,
+bench.intervals), by which the report widens those machines' latency intervals. Each is one JSON object whose
+`mode` says which check it is; a file there that is not valid JSON, or names no known mode, is an error
+naming the file.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import UsageError
+from bench.intervals import IntervalCalibration
 
-MODES = ("timer_agreement", "compare_runs")
+MODES = ("timer_agreement", "compare_runs", "interval_calibration")
 
 
 def find(inputs: list[Path]) -> list[tuple[str, dict]]:
@@ -73,6 +76,13 @@ def _repeat_row(doc: dict) -> dict:
         figures += (
             f"; B medians inside A's 95% intervals: {intervals['share']:.0%} ({_verdict(intervals['pass'])})"
         )
+    across = doc.get("interval_calibration_across_runs") or {}
+    if across.get("cells"):
+        figures += (
+            f"; inside A's intervals calibrated across runs ({across['tau_run']:.1%}, fitted on "
+            f"{across['fitted_on_these']} of these 2 files): {across['share']:.0%} "
+            f"({_verdict(across['pass'])})"
+        )
     return {
         "machine": ", ".join(str(m) for m in doc["machines"]),
         "check": "two sweeps of the same profile, cell by cell",
@@ -82,12 +92,29 @@ def _repeat_row(doc: dict) -> dict:
     }
 
 
+def _calibration_row(doc: dict) -> dict:
+    calibration = IntervalCalibration.from_dict(doc, "interval calibration")
+    return {
+        "machine": calibration.machine,
+        "check": f"run-to-run spread of {len(calibration.runs)} sweeps on {calibration.device} (interval "
+        "calibration: compare and the report widen this machine's intervals by it)",
+        "verdict": "measured",
+        "figures": f"tau_run {calibration.tau_run:.1%} over {calibration.cells} cells; "
+        f"{calibration.inside_recorded:.0%} of {calibration.pairs} pairs inside the recorded "
+        f"{calibration.confidence:.0%} intervals",
+        "commits": ", ".join(str(c)[:10] for c in calibration.commits),
+    }
+
+
+ROWS = {"timer_agreement": _timer_row, "compare_runs": _repeat_row, "interval_calibration": _calibration_row}
+
+
 def table(found: Iterable[tuple[str, dict]]) -> pd.DataFrame:
     """One row per self-check file: machine, what was checked, the verdict, its figures, commits, file."""
     rows = []
     for path, doc in found:
         try:
-            row = _timer_row(doc) if doc["mode"] == "timer_agreement" else _repeat_row(doc)
+            row = ROWS[doc["mode"]](doc)
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"{path}: malformed {doc['mode']} self-check ({exc!r})") from exc
         rows.append({**row, "file": path})

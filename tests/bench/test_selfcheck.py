@@ -95,3 +95,26 @@ def test_medians_outside_the_first_runs_intervals_fail_the_calibration_check(sel
     assert check["share"] == 0.0 and not check["pass"] and len(check["outside"]) == 6
     assert selfcheck.main(["--compare-runs", str(a), str(b), "--out", str(tmp_path / "c.json")]) == 1
     assert json.loads((tmp_path / "c.json").read_text())["interval_calibration"]["share"] == 0.0
+
+
+def test_intervals_calibrated_across_runs_are_checked_too(selfcheck, records, tmp_path):
+    from bench.intervals import IntervalCalibration
+
+    a = write_run(tmp_path / "a.jsonl", records, 1.0, 1.0)
+    b = write_run(tmp_path / "b.jsonl", records, 1.2, 1.0)  # 20% slower: outside every recorded interval
+    folder = tmp_path / "selfcheck" / "cpu-amd-epyc-2c"
+    folder.mkdir(parents=True)
+    calibration = IntervalCalibration(
+        machine="cpu-amd-epyc-2c", device="cpu", tau_run=0.1, confidence=0.95, cells=20, pairs=40,
+        inside_recorded=0.5, runs=(a.as_posix(), "elsewhere/other.jsonl"), commits=("abc",), threads=(2,),
+        made="2026-12-07T00:00:00+00:00",
+    )  # fmt: skip
+    (folder / "interval-calibration-cpu.json").write_text(json.dumps(calibration.to_dict()))
+    result = selfcheck.run_compare(a, b, tmp_path / "selfcheck")
+    assert result["interval_calibration"]["share"] == 0.0
+    across = result["interval_calibration_across_runs"]
+    assert across["share"] == 1.0 and across["pass"] and across["tau_run"] == 0.1
+    assert across["fitted_on_these"] == 1 and across["fitted_on"] == ["a.jsonl", "other.jsonl"]
+    widths = result["interval_widths"]
+    assert widths["a calibrated"]["median"] > 0.27 > widths["a"]["median"]  # +-1.96 sqrt(2) 10% at least
+    assert selfcheck.run_compare(a, b, tmp_path / "nowhere")["interval_calibration_across_runs"] is None
