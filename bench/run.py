@@ -116,6 +116,12 @@ class SweepSummary:
     reused_processes: int = 0  # from the journal of an interrupted invocation
     timed_s: float = 0.0
     wall_s: float = 0.0
+    # Where the rest of the wall time went, summed over this invocation's worker processes: each process's
+    # set-up (start, build, first forward, the calibration before sampling), of which its first forward,
+    # and its warm-up after the first forward.
+    setup_s: float = 0.0
+    first_call_s: float = 0.0
+    warmup_s: float = 0.0
     structures_counted: int = 0
     structure_s: float = 0.0
     interrupted: bool = False
@@ -131,6 +137,11 @@ class SweepSummary:
         text = (
             f"sweep efficiency {self.efficiency:.0%} ({self.timed_s:.0f} s of {self.wall_s:.0f} s wall in "
             f"timed forwards, {self.processes} worker processes)"
+        )
+        other = self.wall_s - self.timed_s - self.setup_s - self.warmup_s - self.structure_s
+        text += (
+            f"; untimed: set-up {self.setup_s:.0f} s ({self.first_call_s:.0f} s of it first forwards), "
+            f"warm-up {self.warmup_s:.0f} s, other {max(other, 0.0):.0f} s"
         )
         if self.structures_counted:
             rest = self.timed_s / max(self.wall_s - self.structure_s, 1e-9)
@@ -150,6 +161,9 @@ class SweepSummary:
             "timed_s": round(self.timed_s, 3),
             "wall_s": round(self.wall_s, 3),
             "efficiency": self.efficiency,
+            "setup_s": round(self.setup_s, 3),
+            "first_call_s": round(self.first_call_s, 3),
+            "warmup_s": round(self.warmup_s, 3),
             "structures_counted": self.structures_counted,
             "structure_s": round(self.structure_s, 3),
             "interrupted": self.interrupted,
@@ -290,6 +304,10 @@ def run_sweep(
             summary.structures_counted += 1
             summary.structure_s += fields["process"].get("structure_s") or 0.0
         summary.timed_s += sum(fields["latency_samples_ms"]) / 1000.0
+        process = fields["process"]
+        summary.setup_s += process.get("setup_s") or 0.0
+        summary.first_call_s += (process.get("first_call_ms") or 0.0) / 1000.0
+        summary.warmup_s += process.get("warmup_s") or 0.0
         run.processes.append(fields)
         run.walls.append(wall)
         entry = {"model": run.cell.model, "cell": execution.to_fields(), "process": len(run.processes)}

@@ -64,7 +64,7 @@ def process_fields(latency: dict, samples: list[float]) -> dict:
         "calibration_samples_ms": [1.0, 1.1, 0.9],
         "agreement": None,
         "conditions": {"threads": 2},
-        "process": {"setup_s": 1.0},
+        "process": {"setup_s": 1.0, "first_call_ms": 400.0, "warmup_s": 0.5},
         "structure_digest": None,
         "structure": None,
     }
@@ -226,6 +226,11 @@ def test_efficiency_is_time_in_timed_forwards_over_wall_time(tmp_path):
     assert "sweep efficiency" in summary.line()
     saved = json.loads(sidecar(tmp_path / "sweep.jsonl", "run.json").read_text())["runs"][0]
     assert saved["efficiency"] == pytest.approx(summary.efficiency) and saved["processes"] == 6
+    # The untimed rest, summed over the 6 processes: set-up (first forwards in it), warm-up, and the others.
+    assert (saved["setup_s"], saved["first_call_s"], saved["warmup_s"]) == pytest.approx((6.0, 2.4, 3.0))
+    other = 60.0 - timed - 6.0 - 3.0
+    untimed = f"untimed: set-up 6 s (2 s of it first forwards), warm-up 3 s, other {other:.0f} s"
+    assert untimed in summary.line()
 
 
 def test_records_are_typed_bench_records(tmp_path):
