@@ -74,15 +74,17 @@ class IntervalCalibration:
             )  # fmt: skip
         except (KeyError, TypeError) as exc:
             raise UsageError(f"{where}: malformed interval calibration ({exc!r})") from None
+        numbers = (calibration.tau_run, calibration.confidence)
         if not (
-            isinstance(calibration.machine, str)
-            and isinstance(calibration.device, str)
-            and isinstance(calibration.tau_run, (int, float))
-            and math.isfinite(calibration.tau_run)
+            all(isinstance(v, str) for v in (calibration.machine, calibration.device, calibration.made))
+            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in numbers)
             and calibration.tau_run >= 0
             and 0 < calibration.confidence < 1
         ):
-            raise UsageError(f"{where}: interval calibration needs tau_run >= 0 and 0 < confidence < 1")
+            raise UsageError(
+                f"{where}: interval calibration needs text machine, device and made, tau_run >= 0 and "
+                "0 < confidence < 1"
+            )
         return calibration
 
 

@@ -117,9 +117,13 @@ def test_calibration_files_round_trip_and_bad_ones_are_named(tmp_path):
     assert intervals.load(folder) == {("cpu-test-2c", "cpu"): fitted}
     assert intervals.load(tmp_path / "absent") == {} and intervals.load(None) == {}
     bad = folder / "cpu-test-2c" / "interval-calibration-cuda.json"
-    for text, message in (("{oops", "unreadable interval calibration"),
-                          ('{"mode": "interval_calibration"}', "malformed interval calibration"),
-                          (json.dumps({**fitted.to_dict(), "tau_run": -1}), "tau_run >= 0")):  # fmt: skip
+    broken = (
+        ("{oops", "unreadable interval calibration"),
+        ('{"mode": "interval_calibration"}', "malformed interval calibration"),
+        (json.dumps({**fitted.to_dict(), "tau_run": -1}), "tau_run >= 0"),
+        (json.dumps({**fitted.to_dict(), "confidence": "high"}), "0 < confidence < 1"),
+    )
+    for text, message in broken:
         bad.write_text(text)
         with pytest.raises(UsageError, match=message) as caught:
             intervals.load(folder)
