@@ -93,7 +93,8 @@ _CUDA_DEFAULT: Axes = {"cudnn_benchmark": (False,), "tf32": (False,)}
 # timed forwards. Two processes per cell are the fixed cost (set-up: start, build, first forward); each
 # process samples at least 4x its set-up (`setup_ratio`), until its median is known to 3% or for 4.5 s; a
 # cell stops once its repeat interval is within 5%, else it gets a third process while the sweep is within
-# 560 s. (Simulated on the committed quick sweep's samples: about 575 s, 78% in timed forwards.)
+# 560 s. Measured on a 2-core EPYC VM: 593 to 622 s, 71% in timed forwards, when no structure needs counting;
+# most of the untimed rest is each process's first forward and model build, a floor at two processes per cell.
 PROFILES = {
     "quick": Profile(
         name="quick",
