@@ -125,9 +125,10 @@ PROFILES = {
         name="scaling",
         description="a resolution grid per group (cost against input size, crossovers); on CUDA also every "
         "input size the group's papers state",
-        # Sized for about an hour of the whole zoo on 2 CPU cores; measured on a 2-core EPYC it takes about
-        # two (52 min without `semantic`, 60 min for it: its dilated ResNets take 2-9 s per forward at
-        # 512x1024), so `budget_s` caps each sweep's third rounds.
+        # Sized for about an hour of the whole zoo on 2 CPU cores. With 3 processes per cell and 5 samples
+        # per process it took about two on a 2-core EPYC (its dilated ResNets take 2-9 s per forward at
+        # 512x1024); a third process barely narrows an interval the run-to-run spread dominates
+        # (bench.intervals), so each cell gets two, and a process 3 samples at least.
         resolutions={
             "backbone": ((224, 224), (320, 320), (416, 416), (512, 512)),
             "portrait": ((192, 192), (256, 256), (384, 384), (512, 512)),
@@ -139,7 +140,7 @@ PROFILES = {
             warmup_s=0.2,
             stable_window=3,
             warmup_max_s=0.6,
-            min_samples=5,
+            min_samples=3,
             min_time_s=0.5,
             max_time_s=8.0,
             ci_target_rel=0.02,
@@ -147,7 +148,7 @@ PROFILES = {
         ),
         timeout_s=900.0,
         axes={"cpu": {}, "cuda": {**_CUDA_DEFAULT, "cudnn_benchmark": (True,)}},
-        rounds=RoundsPolicy(min_rounds=2, max_rounds=3, target_rel=0.05, budget_s=3600.0),
+        rounds=RoundsPolicy(min_rounds=2, max_rounds=2, target_rel=0.05, budget_s=3600.0),
         paper_sizes_on=("cuda",),
     ),
     "paper": Profile(
