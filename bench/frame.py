@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench import store
+from bench import intervals, store
 from bench.conditions import AXES, ON_OFF_AXES
 from bench.errors import UsageError
 from bench.records import BenchRecord, EvalRecord, Record, StructureRecord, latest_per_cell
@@ -128,6 +128,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("latency_ci_low", FLOAT, BENCH, "95% interval of the median: low end (ms)", "latency_ms.ci95.0"),
     Column("latency_ci_high", FLOAT, BENCH, "95% interval of the median: high end (ms)", "latency_ms.ci95.1"),
     Column("latency_ci_rel", FLOAT, BENCH, "the interval's largest half-width / median", "latency_ms.ci_rel"),
+    Column("latency_run_spread", FLOAT, BENCH, "the machine's run-to-run spread the interval is widened by "
+           "(`segbench calibrate-intervals`); empty: as recorded in one sweep",
+           "latency_ms.calibration.tau_run"),
     Column("latency_n", INT, BENCH, "timed calls (samples)", "latency_ms.n"),
     Column("latency_p10", FLOAT, BENCH, "10th percentile (ms)", "latency_ms.p10"),
     Column("latency_p90", FLOAT, BENCH, "90th percentile (ms)", "latency_ms.p90"),
@@ -217,11 +220,15 @@ def load_results(
     tool's JSON Lines (a training log) are skipped. `samples=True` adds `latency_samples_ms`, the list of
     every timed call of a bench record. History is kept (a cell measured in several runs has a row per run)
     unless `latest=True`, which keeps the newest record of each cell on each machine, as the report's
-    leaderboard does (bench.records.latest_per_cell).
+    leaderboard does (bench.records.latest_per_cell). Latency intervals are those the report and `segbench
+    compare` use: widened by the machine's run-to-run spread where a folder read holds an interval
+    calibration for it (bench.intervals; `latency_run_spread` says by how much).
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    records, _ = store.load([Path(p) for p in paths])
+    paths = [Path(p) for p in paths]
+    calibrations = intervals.find(paths)
+    records = [intervals.calibrated(r, calibrations) for r in store.load(paths)[0]]
     if latest:
         records = latest_per_cell(records)
     return _frame(records, COLUMNS + ((SAMPLES_COLUMN,) if samples else ()))

@@ -201,14 +201,31 @@ def from_documents(found: Iterable[tuple[str, dict]]) -> dict[tuple[str, str], I
     return chosen
 
 
-def load(folder: Path | None) -> dict[tuple[str, str], IntervalCalibration]:
-    """The calibrations below a folder of self-checks (`results/selfcheck`); none when it does not exist."""
-    if folder is None or not Path(folder).is_dir():
-        return {}
+def _read(paths: Iterable[Path]) -> dict[tuple[str, str], IntervalCalibration]:
     found = []
-    for path in sorted(Path(folder).glob("*/interval-calibration-*.json")):
+    for path in paths:
         try:
             found.append((path.as_posix(), json.loads(path.read_text(encoding="utf-8"))))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise UsageError(f"{path}: unreadable interval calibration ({exc})") from None
     return from_documents(found)
+
+
+def load(folder: Path | None) -> dict[tuple[str, str], IntervalCalibration]:
+    """The calibrations in a folder of self-checks (`results/selfcheck`); none when it does not exist."""
+    if folder is None or not Path(folder).is_dir():
+        return {}
+    return _read(sorted(Path(folder).glob("*/interval-calibration-*.json")))
+
+
+def find(inputs: Iterable[Path]) -> dict[tuple[str, str], IntervalCalibration]:
+    """The calibrations below the folders in `inputs` (in their `selfcheck/<machine>/` folders, where the
+    report finds its self-checks); files in `inputs` have none."""
+    paths = [
+        path
+        for folder in (Path(p) for p in inputs)
+        if folder.is_dir()
+        for path in sorted(folder.rglob("interval-calibration-*.json"))
+        if path.parent.parent.name == "selfcheck"
+    ]
+    return _read(paths)

@@ -193,3 +193,24 @@ def test_the_report_shows_calibrated_intervals_and_the_spread_it_used(tmp_path):
     assert "intervals calibrated across runs (10.0% run-to-run)" in index
     machines = (site / "machines.html").read_text()
     assert "tau_run 10.0% over 20 cells" in machines and "measured" in machines
+
+
+def test_results_as_data_carry_the_calibrated_interval_and_its_spread(tmp_path):
+    from bench.frame import load_results
+
+    root = tmp_path / "results"
+    (root / "cpu-test-2c").mkdir(parents=True)
+    run_file = write_run(root / "cpu-test-2c" / "run.jsonl", {"bisenetv2": 100.0})
+    plain = load_results(root)
+    assert (plain["latency_ci_low"][0], plain["latency_ci_high"][0]) == (98.0, 102.0)
+    assert plain["latency_run_spread"].isna().all()
+    (root / "selfcheck" / "cpu-test-2c").mkdir(parents=True)
+    path = root / "selfcheck" / "cpu-test-2c" / "interval-calibration-cpu.json"
+    path.write_text(json.dumps(calibration(0.1).to_dict()))
+    frame = load_results(root)
+    assert frame["latency_run_spread"][0] == 0.1 and frame["latency_ci_high"][0] == pytest.approx(
+        127.79, 1e-3
+    )
+    assert (
+        load_results(run_file)["latency_run_spread"].isna().all()
+    )  # a file alone: no folder, no calibration
