@@ -125,10 +125,10 @@ PROFILES = {
         name="scaling",
         description="a resolution grid per group (cost against input size, crossovers); on CUDA also every "
         "input size the group's papers state",
-        # Sized for about an hour of the whole zoo on 2 CPU cores. With 3 processes per cell and 5 samples
-        # per process it took about two on a 2-core EPYC (its dilated ResNets take 2-9 s per forward at
-        # 512x1024); a third process barely narrows an interval the run-to-run spread dominates
-        # (bench.intervals), so each cell gets two, and a process 3 samples at least.
+        # Sized for about an hour of the whole zoo on 2 CPU cores. With up to 3 processes per cell and 5
+        # samples per process it took about two on a 2-core EPYC (its dilated ResNets take 2-9 s per forward
+        # at 512x1024); a third process barely narrows an interval the run-to-run spread dominates
+        # (bench.intervals), so each cell gets two, and a process 3 samples at least: 82 min there.
         resolutions={
             "backbone": ((224, 224), (320, 320), (416, 416), (512, 512)),
             "portrait": ((192, 192), (256, 256), (384, 384), (512, 512)),
