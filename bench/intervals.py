@@ -205,9 +205,12 @@ def _read(paths: Iterable[Path]) -> dict[tuple[str, str], IntervalCalibration]:
     found = []
     for path in paths:
         try:
-            found.append((path.as_posix(), json.loads(path.read_text(encoding="utf-8"))))
+            document = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise UsageError(f"{path}: unreadable interval calibration ({exc})") from None
+        if not isinstance(document, dict) or document.get("mode") != MODE:
+            raise UsageError(f"{path}: not an interval calibration (no mode {MODE!r})")
+        found.append((path.as_posix(), document))
     return from_documents(found)
 
 

@@ -120,6 +120,7 @@ def test_calibration_files_round_trip_and_bad_ones_are_named(tmp_path):
     broken = (
         ("{oops", "unreadable interval calibration"),
         ('{"mode": "interval_calibration"}', "malformed interval calibration"),
+        ("[1, 2]", "not an interval calibration"),
         (json.dumps({**fitted.to_dict(), "tau_run": -1}), "tau_run >= 0"),
         (json.dumps({**fitted.to_dict(), "confidence": "high"}), "0 < confidence < 1"),
     )
