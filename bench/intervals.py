@@ -186,23 +186,9 @@ def calibrated(record: Record, calibrations: dict[tuple[str, str], IntervalCalib
     )
 
 
-def from_documents(found: Iterable[tuple[str, dict]]) -> dict[tuple[str, str], IntervalCalibration]:
-    """(machine, device) -> calibration, from self-check documents ((path, document) pairs, as
-    reports.selfcheck.find gives them); the other documents are ignored. Two for one machine and device: the
-    newer one."""
-    chosen: dict[tuple[str, str], IntervalCalibration] = {}
-    for path, document in found:
-        if document.get("mode") != MODE:
-            continue
-        calibration = IntervalCalibration.from_dict(document, path)
-        key = (calibration.machine, calibration.device)
-        if key not in chosen or calibration.made > chosen[key].made:
-            chosen[key] = calibration
-    return chosen
-
-
 def _read(paths: Iterable[Path]) -> dict[tuple[str, str], IntervalCalibration]:
-    found = []
+    """(machine, device) -> calibration, from calibration files; two for one machine and device: the newer."""
+    chosen: dict[tuple[str, str], IntervalCalibration] = {}
     for path in paths:
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
@@ -210,8 +196,11 @@ def _read(paths: Iterable[Path]) -> dict[tuple[str, str], IntervalCalibration]:
             raise UsageError(f"{path}: unreadable interval calibration ({exc})") from None
         if not isinstance(document, dict) or document.get("mode") != MODE:
             raise UsageError(f"{path}: not an interval calibration (no mode {MODE!r})")
-        found.append((path.as_posix(), document))
-    return from_documents(found)
+        calibration = IntervalCalibration.from_dict(document, path.as_posix())
+        key = (calibration.machine, calibration.device)
+        if key not in chosen or calibration.made > chosen[key].made:
+            chosen[key] = calibration
+    return chosen
 
 
 def load(folder: Path | None) -> dict[tuple[str, str], IntervalCalibration]:

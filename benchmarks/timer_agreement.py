@@ -247,19 +247,16 @@ def calibration(a: dict[tuple, BenchRecord], b: dict[tuple, BenchRecord], shared
 
 
 def calibrated_check(
-    a: dict[tuple, BenchRecord],
+    widened: dict[tuple, BenchRecord],
     b: dict[tuple, BenchRecord],
     shared: list[tuple],
     files: tuple[Path, Path],
-    found: dict,
 ) -> dict | None:
-    """`calibration` again with A's intervals calibrated across runs (bench.intervals), where A's machine has
-    an interval calibration in `found` (bench.intervals.load); None without one. `fitted_on_these` says on
-    how many of the two files the calibration was fitted: 0 is an out-of-sample test, 2 an in-sample one."""
-    widened = {key: intervals.calibrated(a[key], found) for key in shared}
-    used = [
-        r.latency.extra.get("calibration") for r in widened.values() if r.latency.extra.get("calibration")
-    ]
+    """`calibration` again with A's records as calibrated across runs (`widened`, bench.intervals.calibrated);
+    None where A's machine has no interval calibration. `fitted_on_these` says on how many of the two files
+    the calibration was fitted: 0 is an out-of-sample test, 2 an in-sample one."""
+    used = [widened[key].latency.extra.get("calibration") for key in shared]
+    used = [u for u in used if u]
     if not used:
         return None
     fitted_on = {Path(run).name for run in used[0]["fitted_on"]}
@@ -287,6 +284,7 @@ def run_compare(path_a: Path, path_b: Path, calibrations: Path | None = None) ->
     shared = sorted(set(a) & set(b), key=str)
     if not shared:
         raise UsageError(f"{path_a} and {path_b} have no ok cell in common to compare")
+    across = calibrated_check(widened_a, b, shared, (path_a, path_b))
     by_model: dict[str, list[float]] = {}
     normalised_by_model: dict[str, list[float]] = {}
     cells = []
@@ -333,11 +331,11 @@ def run_compare(path_a: Path, path_b: Path, calibrations: Path | None = None) ->
             else None
         ),
         "interval_calibration": calibration(a, b, shared),
-        "interval_calibration_across_runs": calibrated_check(a, b, shared, (path_a, path_b), found),
+        "interval_calibration_across_runs": across,
         "interval_widths": {
             "a": interval_widths(a),
             "b": interval_widths(b),
-            **({"a calibrated": interval_widths(widened_a)} if widened_a != a else {}),
+            **({"a calibrated": interval_widths(widened_a)} if across else {}),
         },
         "sweeps": {"a": sweep_runs(path_a), "b": sweep_runs(path_b)},
     }
