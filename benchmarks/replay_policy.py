@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from collections import defaultdict
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from bench.measure.latency import TimingPolicy, stop_reason
 from bench.measure.stats import across_processes, pool_between, summarize
 from bench.store import read_json_lines
 
+SUMMED = ("processes", "longer", "sampled_s", "replayed_s", "wall_s")
 REPLAYABLE = (
     "min_samples",
     "min_time_s",
@@ -55,6 +55,10 @@ def parse_settings(items: list[str]) -> dict:
             settings[name] = (int if types[name] in ("int", int) else float)(text)
         except ValueError:
             raise UsageError(f"--set {item!r}: {text!r} is not a number") from None
+    try:
+        replace(TimingPolicy(), **settings)
+    except ValueError as exc:  # negative times, check_every 0, a target of 0
+        raise UsageError(f"--set: {str(exc).split(':')[0]}") from None
     return settings
 
 
@@ -70,10 +74,12 @@ def replay_process(samples: list[float], policy: TimingPolicy) -> tuple[list[flo
     return kept, False
 
 
-def replay(records: list[dict], settings: dict) -> dict:
-    """{group: {processes, longer, sampled_s, replayed_s, wall_s, recorded_rel, replayed_rel}} over the ok
-    bench records measured in worker processes."""
-    cells = []  # (group, record, processes as recorded, processes replayed, processes that would go on)
+def replay(records: list[dict], settings: dict) -> list[dict]:
+    """One row per ok bench record measured in worker processes: {model, group, input_hw, processes, longer
+    (processes the new policy would have kept sampling), sampled_s, replayed_s, wall_s, recorded_rel,
+    replayed_rel (the cell's recorded 95% half-width over its median, from all samples and from those
+    kept)}."""
+    cells = []  # (record, samples per process as taken, as kept, processes that would have gone on)
     for record in records:
         latency = record.get("latency_ms") or {}
         if record.get("kind") != "bench" or record.get("status") != "ok" or not latency.get("process_n"):
@@ -81,39 +87,44 @@ def replay(records: list[dict], settings: dict) -> dict:
         conditions = record["conditions"]
         policy = replace(TimingPolicy(**conditions["timing_policy"]), **settings)
         samples, start = record["latency_samples_ms"], 0
-        before, after, longer = [], [], 0
+        taken, kept, longer = [], [], 0
         for process, n in zip(conditions["processes"], latency["process_n"], strict=True):
-            taken, start = samples[start : start + n], start + n
-            kept, stopped = replay_process(taken, policy.for_setup(process["setup_s"]))
+            taken.append(samples[start : start + n])
+            start += n
+            cut, stopped = replay_process(taken[-1], policy.for_setup(process["setup_s"]))
+            kept.append(cut)
             longer += not stopped
-            before.append(taken)
-            after.append(kept)
-        cells.append((record["group"], record, before, after, longer))
+        cells.append((record, taken, kept, longer))
     if not cells:
         raise UsageError("no ok bench records measured in worker processes to replay")
 
-    def intervals(which: int) -> list[float]:
+    def half_widths(which: int) -> list[float]:  # as bench.combine computes them, spread pooled over cells
+        levels = [cell[0]["conditions"]["timing_policy"]["confidence"] for cell in cells]
         summaries = [
-            [summarize(p, cell[1]["conditions"]["timing_policy"]["confidence"]) for p in cell[which]]
-            for cell in cells
+            [summarize(p, level) for p in cell[which]] for cell, level in zip(cells, levels, strict=True)
         ]
         pooled = pool_between(summaries)
-        return [across_processes(s, pooled)["ci_rel"] for s in summaries]
+        return [
+            across_processes(s, pooled, level)["ci_rel"] for s, level in zip(summaries, levels, strict=True)
+        ]
 
-    recorded, replayed = intervals(2), intervals(3)
-    groups: dict = defaultdict(lambda: defaultdict(list))
-    for (group, record, before, after, longer), rel_before, rel_after in zip(
-        cells, recorded, replayed, strict=True
-    ):
-        row = groups[group]
-        row["processes"].append(len(before))
-        row["longer"].append(longer)
-        row["sampled_s"].append(sum(map(sum, before)) / 1000.0)
-        row["replayed_s"].append(sum(map(sum, after)) / 1000.0)
-        row["wall_s"].append(record["wall_s"])
-        row["recorded_rel"].append(rel_before)
-        row["replayed_rel"].append(rel_after)
-    return groups
+    return [
+        {
+            "model": record["model"],
+            "group": record["group"],
+            "input_hw": record["input_hw"],
+            "processes": len(taken),
+            "longer": longer,
+            "sampled_s": sum(map(sum, taken)) / 1000.0,
+            "replayed_s": sum(map(sum, kept)) / 1000.0,
+            "wall_s": record["wall_s"],
+            "recorded_rel": before,
+            "replayed_rel": after,
+        }
+        for (record, taken, kept, longer), before, after in zip(
+            cells, half_widths(1), half_widths(2), strict=True
+        )
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a policy field")
     args = parser.parse_args(argv)
     try:
-        groups = replay(read_json_lines(args.results), parse_settings(args.set))
+        rows = replay(read_json_lines(args.results), parse_settings(args.set))
     except UsageError as exc:
         print(f"replay_policy: {exc}", file=sys.stderr)
         return 2
@@ -130,24 +141,21 @@ def main(argv: list[str] | None = None) -> int:
         f"{'group':10} {'cells':>5} {'processes':>9} {'sampled s':>10} {'replayed s':>10} "
         f"{'half-width':>10} {'replayed':>8} {'longer':>6}"
     )
-    totals = defaultdict(float)
-    for group, row in sorted(groups.items()):
-        for key in ("processes", "longer", "sampled_s", "replayed_s", "wall_s"):
-            totals[key] += sum(row[key])
+    for group in sorted({row["group"] for row in rows}) + [None]:
+        these = [row for row in rows if group in (None, row["group"])]
+        total = {key: sum(row[key] for row in these) for key in SUMMED}
+        median = {
+            key: statistics.median(row[key] for row in these) for key in ("recorded_rel", "replayed_rel")
+        }
         print(
-            f"{group:10} {len(row['wall_s']):5d} {sum(row['processes']):9d} {sum(row['sampled_s']):10.0f} "
-            f"{sum(row['replayed_s']):10.0f} {statistics.median(row['recorded_rel']):10.1%} "
-            f"{statistics.median(row['replayed_rel']):8.1%} {sum(row['longer']):6d}"
+            f"{group or 'all':10} {len(these):5d} {total['processes']:9d} {total['sampled_s']:10.0f} "
+            f"{total['replayed_s']:10.0f} {median['recorded_rel']:10.1%} {median['replayed_rel']:8.1%} "
+            f"{total['longer']:6d}"
         )
-    saved = totals["sampled_s"] - totals["replayed_s"]
-    rel = [x for row in groups.values() for x in row["recorded_rel"]]
-    rel_after = [x for row in groups.values() for x in row["replayed_rel"]]
+    saved = total["sampled_s"] - total["replayed_s"]
     print(
-        f"sampling {totals['sampled_s'] / 60:.1f} min -> {totals['replayed_s'] / 60:.1f} min; "
-        f"the cells' wall time {totals['wall_s'] / 60:.1f} min -> {(totals['wall_s'] - saved) / 60:.1f} min; "
-        "median recorded "
-        f"half-width {statistics.median(rel):.1%} -> {statistics.median(rel_after):.1%}; "
-        f"{int(totals['longer'])} processes would have sampled longer"
+        f"sampling {total['sampled_s'] / 60:.1f} min -> {total['replayed_s'] / 60:.1f} min; "
+        f"the cells' wall time {total['wall_s'] / 60:.1f} min -> {(total['wall_s'] - saved) / 60:.1f} min"
     )
     return 0
 
