@@ -2,7 +2,10 @@
 typed records (bench.records, as reports.load gives them) in, numbers out.
 
 A curve is one model under one condition on one machine (every cell axis but the input size, the threads,
-the machine), made of its newest ok record at each input size. Each metric y (median latency in ms, peak
+the machine), made of its newest ok record at each input size, of the model as its newest record measured
+it: a point whose record has another structure digest (the hash of the model's code, bench.structure), or
+none where the newest has one, was measured on another version of the network and is left out, since one
+such point bends the whole fit. Each metric y (median latency in ms, peak
 memory in MB, MACs) is fitted as y = a * pixels^b by least squares of log y on log pixels: the exponent b
 says how the cost grows with the input (1: in proportion to the pixels), and r2 (on the log scale) how well
 one power law describes the curve; with two sizes any line fits, so r2 is None there.
@@ -18,7 +21,7 @@ be noise.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -95,6 +98,15 @@ def _condition(record: BenchRecord) -> tuple[tuple, str]:
     return key, label  # the label's first word is the input size, which varies along a curve
 
 
+def same_network(
+    members: list, digest: Callable[[object], str | None], when: Callable[[object], str]
+) -> list:
+    """The members (records or rows of one curve) measured on the network its newest member measured: those
+    with that member's structure digest (see the module docstring)."""
+    newest = digest(max(members, key=when))
+    return [m for m in members if digest(m) == newest]
+
+
 def curves(records: Iterable[Record], metrics: Iterable[str] = tuple(METRICS)) -> list[Curve]:
     """Every curve of the newest ok bench records with at least two input sizes, per metric."""
     by_curve: dict[tuple, list[BenchRecord]] = {}
@@ -103,6 +115,7 @@ def curves(records: Iterable[Record], metrics: Iterable[str] = tuple(METRICS)) -
         by_curve.setdefault((record.model, record.machine, key), []).append(record)
     out = []
     for (model, machine, _), members in by_curve.items():
+        members = same_network(members, lambda r: r.get("structure_digest"), lambda r: r.timestamp)
         label = _condition(members[0])[1]
         for metric in metrics:
             points = []

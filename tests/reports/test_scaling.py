@@ -64,6 +64,31 @@ def test_fits_per_model_and_metric_use_the_newest_ok_record_per_size():
     assert fits.loc["latency_ms", "condition"] == "b1 cpu/fp32 2 threads"
 
 
+def test_a_curve_leaves_out_points_of_another_version_of_the_model():
+    rows = [
+        row("a", hw, 0.001 * hw[0] * hw[1], structure_digest="new", timestamp="2026-02-01") for hw in SIZES
+    ]
+    rows.append(row("a", (384, 384), 5000.0, structure_digest="old"))  # the network before a change
+    rows.append(row("a", (768, 768), 5000.0))  # from before records had digests
+    (curve,) = curves(rows, metrics=("latency_ms",))
+    assert [p.input_hw for p in curve.points] == SIZES
+    assert scaling_fits(rows, "a").set_index("metric").loc["latency_ms", "exponent"] == pytest.approx(1.0)
+    old_only = [row("b", hw, 1.0 + hw[0]) for hw in SIZES]  # no digests at all: one curve as before
+    assert len(curves(old_only, metrics=("latency_ms",))[0].points) == 3
+
+
+def test_the_model_page_plots_the_same_points_as_the_fit():
+    from reports import plots
+    from reports.tables import model_history
+
+    rows = [
+        row("a", hw, 0.001 * hw[0] * hw[1], structure_digest="new", timestamp="2026-02-01") for hw in SIZES
+    ]
+    rows.append(row("a", (384, 384), 5000.0, structure_digest="old"))
+    (latency, *_) = plots.scaling(model_history(rows, "a"), "scaling", "a")
+    assert list(latency.data["input"]) == ["256x256", "512x512", "1024x1024"]
+
+
 def test_curves_are_per_machine_and_condition():
     rows = [row("a", hw, 1.0 + hw[0]) for hw in SIZES]
     rows += [row("a", hw, 1.0 + hw[0], machine="m2") for hw in SIZES[:1]]  # one size: no curve
