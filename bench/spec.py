@@ -97,7 +97,8 @@ _CUDA_DEFAULT: Axes = {"cudnn_benchmark": (False,), "tf32": (False,)}
 # structure needs counting; most of the untimed rest is each process's first forward and model build, a
 # floor at two processes per cell. The spread between processes sets the interval, so 3.5 s loses little:
 # those sweeps replayed at 3.5 s (benchmarks/replay_policy.py) sample about 1 min less per sweep for median
-# recorded half-widths of 9.9-10.7% (were 9.7-9.8%).
+# recorded half-widths of 9.9-10.7% (were 9.7-9.8%). Run so: 560 s, 70% in timed forwards, median recorded
+# half-width 13.6% (9.2% to 24.1% in the sweeps before, with the machine's hour).
 PROFILES = {
     "quick": Profile(
         name="quick",
