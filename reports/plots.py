@@ -17,7 +17,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from reports import filters
-from reports.scaling import same_network
+from reports.scaling import one_sweep
 from reports.svg import FONT, Axis, domain, el, esc, marker_box, num, place_labels, text_width, ticks
 from reports.tables import pareto_mask
 
@@ -176,21 +176,21 @@ SW, SH = 320, 230
 
 
 def scaling(history: pd.DataFrame, ident: str, name: str) -> list[Plot]:
-    """Latency, peak memory and MACs against input pixels (log-log), one line per measured condition, from
-    the newest record of each cell, those of the line's newest network only (reports.scaling.same_network;
-    `history`: reports.tables.model_history). Empty when nothing succeeded."""
-    newest: dict[tuple, dict] = {}
+    """Latency, peak memory and MACs against input pixels (log-log), one line per measured condition, each
+    from one sweep as reports.scaling draws curves (`history`: reports.tables.model_history of every record
+    of the model). Empty when nothing succeeded."""
+    lines: dict[str, list[dict]] = {}
     for r in history.to_dict("records"):
         if r["status"] == "ok":
-            key = (r["machine"], r["device"], r["precision"], r["conditions"], r["batch"], r["input"])
-            if key not in newest or r["timestamp"] >= newest[key]["timestamp"]:
-                newest[key] = r
-    lines: dict[str, list[dict]] = {}
-    for (machine, device, precision, conditions, batch, _), r in newest.items():
-        r["series"] = f"{machine} {device} {precision}" + (f" {conditions}" if conditions != "eager" else "")
-        r["series"] += f" b{batch}" if batch != 1 else ""
-        lines.setdefault(r["series"], []).append(r)
-    kept = [r for line in lines.values() for r in same_network(line, _digest, lambda r: r["timestamp"])]
+            series = f"{r['machine']} {r['device']} {r['precision']}"
+            series += f" {r['conditions']}" if r["conditions"] != "eager" else ""
+            series += f" b{r['batch']}" if r["batch"] != 1 else ""
+            lines.setdefault(series, []).append({**r, "series": series})
+    kept = [
+        r
+        for line in lines.values()
+        for r in one_sweep(line, lambda r: r["source_file"], lambda r: r["timestamp"], lambda r: r["input"])
+    ]
     points = sorted(kept, key=lambda r: (r["series"], r["pixels"]))
     names = sorted({r["series"] for r in points})
     colour = {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(names)}
@@ -217,11 +217,6 @@ def scaling(history: pd.DataFrame, ident: str, name: str) -> list[Plot]:
         svg = _svg("plot scaling", f"{ident}-{column}", (SW, SH), f"{name}: {ylabel}", desc, body)
         plots.append(Plot(svg, table, tuple((colour[s], s) for s in names)))
     return plots
-
-
-def _digest(row: dict) -> str | None:
-    value = row.get("structure_digest")
-    return None if value is None or pd.isna(value) else value
 
 
 def _positive(value) -> bool:

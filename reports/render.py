@@ -223,9 +223,12 @@ ONCE_COLUMNS = [
 ]
 
 
-def _model_page(name: str, mine: list[Record], cells_of_model, book: pd.DataFrame) -> tuple[dict, dict]:
+def _model_page(
+    name: str, mine: list[Record], every: list[Record], cells_of_model, book: pd.DataFrame
+) -> tuple[dict, dict]:
     """Context for one model's page and its CSV files (name -> text): `mine` the model's newest records,
-    `book` the ledger (its claims' verdicts)."""
+    `every` all of them (its cost-against-size curves take one sweep's, reports.scaling), `book` the ledger
+    (its claims' verdicts)."""
     page = slug(name)
     csvs = {}
     section = _history_section(name, cells_of_model)
@@ -241,7 +244,7 @@ def _model_page(name: str, mine: list[Record], cells_of_model, book: pd.DataFram
          details.output_agreement(mine, name)),
         ("hardware", "Hardware state, roofline and memory by method", details.hardware_state(mine, name)),
         ("scaling", "Power-law fits of cost against input pixels (exponent; r2 on the log scale)",
-         scaling_fits(mine, name)),
+         scaling_fits(every, name)),
     ):  # fmt: skip
         if frame.empty:
             tables.append({"id": key, "title": title, "columns": [], "rows": [], "csv": ""})
@@ -257,7 +260,7 @@ def _model_page(name: str, mine: list[Record], cells_of_model, book: pd.DataFram
                 "csv": f"{page}-{key}.csv",
             }
         )
-    costs = model_history(mine, name)
+    costs = model_history(every, name)
     scaling = plots.scaling(costs, "scaling", name) if not costs.empty else []
     context = {
         "name": name, "card": card_or_none(name), "tables": tables, "scaling": scaling,
@@ -336,7 +339,7 @@ def build_site(
         for group, part in board.groupby("group", sort=True):
             csv = f"leaderboard-{slug(str(group))}.csv"
             files[csv] = to_csv(part.drop(columns=["href", "miou_source"]))
-            crossing = crossovers(newest, str(group))  # where one model overtakes another as the input grows
+            crossing = crossovers(records, str(group))  # where one model overtakes another, within a sweep
             crossing_columns = auto_columns(crossing) if not crossing.empty else []
             groups.append({"name": group, "id": slug(str(group)), "csv": csv,
                            "rows": _rows(part, cells.LEADERBOARD, filterable=True),
@@ -391,8 +394,13 @@ def build_site(
         steps_by_model[key[1][0]].append((key, steps))
     model_links = []
     template = env.get_template("model.html.j2")
+    every_by_model: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        every_by_model[record.model].append(record)
     for name in sorted(by_model):
-        context, csvs = _model_page(name, by_model[name], steps_by_model.get(name, []), book)
+        context, csvs = _model_page(
+            name, by_model[name], every_by_model[name], steps_by_model.get(name, []), book
+        )
         files.update({f"models/{k}": v for k, v in csvs.items()})
         files[f"models/{slug(name)}.html"] = template.render(root="../", page="model", **context, **common)
         card = card_or_none(name)

@@ -2,17 +2,19 @@
 typed records (bench.records, as reports.load gives them) in, numbers out.
 
 A curve is one model under one condition on one machine (every cell axis but the input size, the threads,
-the machine), made of its newest ok record at each input size, of the model as its newest record measured
-it: a point whose record has another structure digest (the hash of the model's code, bench.structure), or
-none where the newest has one, was measured on another version of the network and is left out, since one
-such point bends the whole fit. Each metric y (median latency in ms, peak
-memory in MB, MACs) is fitted as y = a * pixels^b by least squares of log y on log pixels: the exponent b
-says how the cost grows with the input (1: in proportion to the pixels), and r2 (on the log scale) how well
-one power law describes the curve; with two sizes any line fits, so r2 is None there.
+the machine), made of the ok records of one sweep (one results file): the sweep that measured the curve at
+the most input sizes, the newest of those, its newest record at each size. Points of several sweeps would
+put the machine's drift between them (11% run to run on a shared 2-core VM) and any change of the network
+into the curve's shape; a quick sweep run after a scaling sweep would replace its smallest size. Each metric
+y (median latency in ms, peak memory in MB, MACs) is fitted as y = a * pixels^b by least squares of log y on
+log pixels: the exponent b says how the cost grows with the input (1: in proportion to the pixels), and r2
+(on the log scale) how well one power law describes the curve; with two sizes any line fits, so r2 is None
+there.
 
-A crossover of models A and B of one group, on one machine under one condition, lies between two input
-sizes both were measured at where their order by median latency flips: A slower than B at the smaller size,
-faster at the larger (so A "becomes faster than B" from that size on). The size given is where the two
+A crossover of models A and B of one group, on one machine under one condition, their curves from one
+sweep (curves of different sweeps are not compared), lies between two input sizes both were measured at
+where their order by median latency flips: A slower than B at the smaller size, faster at the larger (so A
+"becomes faster than B" from that size on). The size given is where the two
 curves, each a straight line in log latency against log pixels between the two sizes, cross. `clear` says
 whether at both sizes the two medians' intervals (`latency_ms.ci95`) do not overlap; otherwise the flip may
 be noise.
@@ -24,11 +26,12 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import combinations
+from pathlib import PurePath
 
 import pandas as pd
 
 from bench.conditions import AXIS_NAMES
-from bench.records import BenchRecord, Record, latest_per_cell
+from bench.records import BenchRecord, Record
 
 METRICS = {"latency_ms": "median latency (ms)", "peak_mem_mb": "peak memory (MB)", "macs": "MACs"}
 
@@ -53,6 +56,7 @@ class Curve:
     condition: str  # the cell's label without its input size, e.g. "b1 cpu/fp32"
     metric: str
     points: tuple[Point, ...]  # by pixel count
+    sweep: str = ""  # the results file its points come from ("" for records not read from a file)
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,10 @@ def _value(record: BenchRecord, metric: str) -> tuple[float | None, float | None
     return record.get(metric), None, None
 
 
+def _sweep(record: BenchRecord) -> str:
+    return record.source
+
+
 def _condition(record: BenchRecord) -> tuple[tuple, str]:
     execution, threads = record.execution, record.threads
     key = (*(getattr(execution, name) for name in AXIS_NAMES), threads)
@@ -98,24 +106,36 @@ def _condition(record: BenchRecord) -> tuple[tuple, str]:
     return key, label  # the label's first word is the input size, which varies along a curve
 
 
-def same_network(
-    members: list, digest: Callable[[object], str | None], when: Callable[[object], str]
+def one_sweep(
+    members: list,
+    sweep: Callable[[object], str],
+    when: Callable[[object], str],
+    size: Callable[[object], tuple],
 ) -> list:
-    """The members (records or rows of one curve) measured on the network its newest member measured: those
-    with that member's structure digest (see the module docstring)."""
-    newest = digest(max(members, key=when))
-    return [m for m in members if digest(m) == newest]
+    """Of the members of one curve (records, or rows of reports.tables.model_history), those of the sweep
+    that measured it at the most sizes, the newest of those, and of it the newest member at each size."""
+    by_sweep: dict[str, list] = {}
+    for member in members:
+        by_sweep.setdefault(sweep(member), []).append(member)
+    chosen = max(by_sweep.values(), key=lambda ms: (len({size(m) for m in ms}), max(map(when, ms))))
+    newest: dict[tuple, object] = {}
+    for member in chosen:
+        if size(member) not in newest or when(member) >= when(newest[size(member)]):
+            newest[size(member)] = member
+    return list(newest.values())
 
 
 def curves(records: Iterable[Record], metrics: Iterable[str] = tuple(METRICS)) -> list[Curve]:
-    """Every curve of the newest ok bench records with at least two input sizes, per metric."""
+    """Every curve of the ok bench records (history included: each curve takes one sweep's, see the module
+    docstring) with at least two input sizes, per metric."""
     by_curve: dict[tuple, list[BenchRecord]] = {}
-    for record in latest_per_cell(r for r in records if isinstance(r, BenchRecord) and r.ok):
-        key, _ = _condition(record)
-        by_curve.setdefault((record.model, record.machine, key), []).append(record)
+    for record in records:
+        if isinstance(record, BenchRecord) and record.ok:
+            key, _ = _condition(record)
+            by_curve.setdefault((record.model, record.machine, key), []).append(record)
     out = []
     for (model, machine, _), members in by_curve.items():
-        members = same_network(members, lambda r: r.get("structure_digest"), lambda r: r.timestamp)
+        members = one_sweep(members, _sweep, lambda r: r.timestamp, lambda r: tuple(r.execution.input_hw))
         label = _condition(members[0])[1]
         for metric in metrics:
             points = []
@@ -125,7 +145,9 @@ def curves(records: Iterable[Record], metrics: Iterable[str] = tuple(METRICS)) -
                     points.append(Point(tuple(record.execution.input_hw), float(value), low, high))
             points.sort(key=lambda p: (p.pixels, p.input_hw))
             if len({p.pixels for p in points}) >= 2:
-                out.append(Curve(model, members[0].group, machine, label, metric, tuple(points)))
+                out.append(
+                    Curve(model, members[0].group, machine, label, metric, tuple(points), _sweep(members[0]))
+                )
     return sorted(out, key=lambda c: (c.group, c.model, str(c.machine), c.condition, c.metric))
 
 
@@ -136,7 +158,8 @@ def _hw(hw: tuple[int, int]) -> str:
 def scaling_fits(records: Iterable[Record], model: str | None = None) -> pd.DataFrame:
     """One row per curve (of `model` only, when given): its metric's power-law exponent and fit quality.
 
-    Columns: model, group, machine, condition, metric, exponent, r2, points, from_input, to_input."""
+    Columns: model, group, machine, condition, metric, exponent, r2, points, from_input, to_input, sweep (the
+    results file's name)."""
     table = []
     for curve in curves(records):
         if model is not None and curve.model != model:
@@ -156,6 +179,7 @@ def scaling_fits(records: Iterable[Record], model: str | None = None) -> pd.Data
                 "points": fit.n,
                 "from_input": _hw(curve.points[0].input_hw),
                 "to_input": _hw(curve.points[-1].input_hw),
+                "sweep": PurePath(curve.sweep).name,
             }
         )
     return pd.DataFrame(table)
@@ -207,13 +231,15 @@ def crossovers(records: Iterable[Record], group: str | None = None) -> pd.DataFr
 
     Columns: group, machine, condition, faster_above (A), faster_below (B), between (the two measured
     sizes), pixels (the crossing), about (a size of that many pixels at the larger size's aspect ratio),
-    clear."""
+    clear, sweep (the results file's name)."""
     by_set: dict[tuple, list[Curve]] = {}
     for curve in curves(records, metrics=("latency_ms",)):
         if group is None or curve.group == group:
-            by_set.setdefault((curve.group, curve.machine, curve.condition), []).append(curve)
+            by_set.setdefault((curve.group, curve.machine, curve.condition, curve.sweep), []).append(curve)
     table = []
-    for (grp, machine, condition), members in sorted(by_set.items(), key=lambda kv: tuple(map(str, kv[0]))):
+    for (grp, machine, condition, _), members in sorted(
+        by_set.items(), key=lambda kv: tuple(map(str, kv[0]))
+    ):
         for one, other in combinations(sorted(members, key=lambda c: c.model), 2):
             at_one = {p.input_hw: p for p in one.points}
             shared = [(at_one[p.input_hw], p) for p in other.points if p.input_hw in at_one]
@@ -236,6 +262,7 @@ def crossovers(records: Iterable[Record], group: str | None = None) -> pd.DataFr
                         "pixels": round(pixels),
                         "about": f"{round(h * scale)}x{round(w * scale)}",
                         "clear": _apart(lo_a, lo_b) and _apart(hi_a, hi_b),
+                        "sweep": PurePath(one.sweep).name,
                     }
                 )
     return pd.DataFrame(table)

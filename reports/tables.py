@@ -528,7 +528,6 @@ def model_history(records: Iterable[Record], model: str) -> pd.DataFrame:
                 "latency": interval_text(lat.median, lat.ci95, lat.n, "ms") if lat else "",
                 "latency_flag": latency_flag(lat),
                 "peak_mem_mb": r.peak_mem_mb,
-                "structure_digest": r.get("structure_digest"),
                 "source_file": r.source,
             }
         )

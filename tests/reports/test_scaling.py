@@ -1,5 +1,6 @@
 """Cost against input size (reports.scaling): power-law fits and crossovers, by hand."""
 
+import dataclasses
 import math
 
 import pytest
@@ -64,29 +65,37 @@ def test_fits_per_model_and_metric_use_the_newest_ok_record_per_size():
     assert fits.loc["latency_ms", "condition"] == "b1 cpu/fp32 2 threads"
 
 
-def test_a_curve_leaves_out_points_of_another_version_of_the_model():
-    rows = [
-        row("a", hw, 0.001 * hw[0] * hw[1], structure_digest="new", timestamp="2026-02-01") for hw in SIZES
-    ]
-    rows.append(row("a", (384, 384), 5000.0, structure_digest="old"))  # the network before a change
-    rows.append(row("a", (768, 768), 5000.0))  # from before records had digests
+def in_sweep(records, file):
+    return [dataclasses.replace(r, source=file) for r in records]
+
+
+def test_a_curve_takes_one_sweep_the_one_with_most_sizes():
+    linear = [row("a", hw, 0.001 * hw[0] * hw[1], timestamp="2026-02-01") for hw in SIZES]
+    rows = in_sweep(linear, "results/m1/scaling.jsonl")
+    rows += in_sweep([row("a", SIZES[0], 5000.0, timestamp="2026-03-01")], "quick.jsonl")  # newer, one size
+    rows += in_sweep([row("a", hw, 9.0, timestamp="2026-01-01") for hw in SIZES], "older.jsonl")  # as many
     (curve,) = curves(rows, metrics=("latency_ms",))
-    assert [p.input_hw for p in curve.points] == SIZES
-    assert scaling_fits(rows, "a").set_index("metric").loc["latency_ms", "exponent"] == pytest.approx(1.0)
-    old_only = [row("b", hw, 1.0 + hw[0]) for hw in SIZES]  # no digests at all: one curve as before
-    assert len(curves(old_only, metrics=("latency_ms",))[0].points) == 3
+    assert [p.value for p in curve.points] == [p.value for p in curves(linear, ("latency_ms",))[0].points]
+    fit = scaling_fits(rows, "a").set_index("metric").loc["latency_ms"]
+    assert fit["exponent"] == pytest.approx(1.0) and fit["sweep"] == "scaling.jsonl"
 
 
 def test_the_model_page_plots_the_same_points_as_the_fit():
     from reports import plots
     from reports.tables import model_history
 
-    rows = [
-        row("a", hw, 0.001 * hw[0] * hw[1], structure_digest="new", timestamp="2026-02-01") for hw in SIZES
-    ]
-    rows.append(row("a", (384, 384), 5000.0, structure_digest="old"))
+    rows = in_sweep([row("a", hw, 0.001 * hw[0] * hw[1], timestamp="2026-02-01") for hw in SIZES], "s.jsonl")
+    rows += in_sweep([row("a", SIZES[0], 5000.0, timestamp="2026-03-01")], "quick.jsonl")
     (latency, *_) = plots.scaling(model_history(rows, "a"), "scaling", "a")
     assert list(latency.data["input"]) == ["256x256", "512x512", "1024x1024"]
+    assert list(latency.data["latency_p50_ms"]) == pytest.approx([0.001 * h * w for h, w in SIZES])
+
+
+def test_models_of_different_sweeps_are_not_compared():
+    a = in_sweep([row("a", hw, 10.0 * (hw[0] / 256) ** 2.4) for hw in SIZES], "one.jsonl")
+    b = [row("b", hw, 20.0 * (hw[0] / 256) ** 1.6) for hw in SIZES]  # crosses a between 512 and 1024
+    assert len(crossovers(a + in_sweep(b, "one.jsonl"))) == 1
+    assert crossovers(a + in_sweep(b, "two.jsonl")).empty
 
 
 def test_curves_are_per_machine_and_condition():
