@@ -241,7 +241,9 @@ def test_the_local_launcher_runs_two_shards_end_to_end_and_merges_them(tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(merged)
     shards = [read(folder / f"shard{i}of2.jsonl") for i in (1, 2)]
-    assert [[r["input_hw"][0] for r in s] for s in shards] == [[8, 24], [16]]
+    # Which cells each shard measured. A shard writes a cell when it is done, so a cell given a third worker
+    # process (its interval not within target after two: likelier with two shards on two cores) comes last.
+    assert [sorted(r["input_hw"][0] for r in s) for s in shards] == [[8, 24], [16]]
     records = read(merged)
     assert sorted((r["input_hw"][0], r["shard"]) for r in records) == [(8, "1/2"), (16, "2/2"), (24, "1/2")]
     assert all(r["status"] == "ok" and r["model"] == "fault_tiny" for r in records)
