@@ -93,12 +93,9 @@ _CUDA_DEFAULT: Axes = {"cudnn_benchmark": (False,), "tf32": (False,)}
 # timed forwards. Two processes per cell are the fixed cost (set-up: start, build, first forward); each
 # process samples at least 4x its set-up (`setup_ratio`), until its median is known to 3% or for 3.5 s; a
 # cell stops once its repeat interval is within 5%, else it gets a third process while the sweep is within
-# 560 s. On a 2-core EPYC VM, with up to 4.5 s per process: 593 to 640 s, 71-73% in timed forwards, when no
-# structure needs counting; most of the untimed rest is each process's first forward and model build, a
-# floor at two processes per cell. The spread between processes sets the interval, so 3.5 s loses little:
-# those sweeps replayed at 3.5 s (benchmarks/replay_policy.py) sample about 1 min less per sweep for median
-# recorded half-widths of 9.9-10.7% (were 9.7-9.8%). Run so: 560 s, 70% in timed forwards, median recorded
-# half-width 13.6% (9.2% to 24.1% in the sweeps before, with the machine's hour).
+# 560 s. The spread between processes, not the samples within one, sets the interval, so 3.5 s (was 4.5)
+# costs little (benchmarks/replay_policy.py). On a 2-core EPYC VM, no structure left to count: 560 s, 70% in
+# timed forwards (593-640 s, 71-73% at 4.5 s); most of the untimed rest is first forwards and model builds.
 PROFILES = {
     "quick": Profile(
         name="quick",
@@ -129,14 +126,10 @@ PROFILES = {
         name="scaling",
         description="a resolution grid per group (cost against input size, crossovers); on CUDA also every "
         "input size the group's papers state",
-        # Sized for about an hour of the whole zoo on 2 CPU cores. With up to 3 processes per cell and 5
-        # samples per process it took about two on a 2-core EPYC (its dilated ResNets take 2-9 s per forward
-        # at 512x1024); a third process barely narrows an interval the run-to-run spread dominates
-        # (bench.intervals), so each cell gets two, and a process 3 samples at least: 82 min there. Within a
-        # sweep the between-process spread dominates as well: that sweep's samples cut at 3 s per process
-        # (was 8) give a median recorded half-width of 20.3% (was 19.1%) and 22 min less sampling. Run so:
-        # 55 min, 71% in timed forwards, median recorded half-width 16.3% (models ran about 5% faster than
-        # in the 82-min sweep).
+        # Sized for about an hour of the whole zoo on 2 CPU cores (its dilated ResNets take 2-9 s per forward
+        # at 512x1024). The spread between processes and between runs (bench.intervals) sets the interval, so
+        # each cell gets two processes, each sampling 3 s at most once it has 3 samples: 55 min on a 2-core
+        # EPYC VM (82 min at 8 s, about two hours with up to three processes and 5 samples).
         resolutions={
             "backbone": ((224, 224), (320, 320), (416, 416), (512, 512)),
             "portrait": ((192, 192), (256, 256), (384, 384), (512, 512)),

@@ -1,3 +1,4 @@
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -15,3 +16,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(no_cuda)
         if "data" in item.keywords and not (SHARED / "data").is_dir():
             item.add_marker(no_data)
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """Import a script of benchmarks/ (a folder of scripts, not a package) by name, once per session:
+    `benchmark_script("timer_agreement")`."""
+    loaded = {}
+
+    def load(name: str):
+        if name not in loaded:
+            spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
+            loaded[name] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(loaded[name])
+        return loaded[name]
+
+    return load

@@ -1,7 +1,6 @@
 """benchmarks/timer_agreement.py --compare-runs: raw and calibration-normalised repeatability figures."""
 
 import copy
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,12 +11,8 @@ RESULTS = ROOT / "results" / "cpu-amd-epyc-2c" / "20261202T045210Z-quick-cpu.jso
 
 
 @pytest.fixture(scope="module")
-def selfcheck():
-    path = ROOT / "benchmarks" / "timer_agreement.py"
-    spec = importlib.util.spec_from_file_location("timer_agreement", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def selfcheck(benchmark_script):
+    return benchmark_script("timer_agreement")
 
 
 def write_run(path: Path, records: list[dict], latency_factor: float, calibration_factor: float) -> Path:
